@@ -1,0 +1,220 @@
+"""ModelGate settings, read from the environment (12-factor).
+
+With nothing set, the embedded default runs everything on one machine: SQLite under
+``var/``, MLflow on a SQLite store with local artifacts under ``var/``, a Celery broker
+that needs no server (kombu's SQLAlchemy transport on SQLite) and artifacts in a local
+directory. Production sets ``MODELGATE_ENV=production`` and real URLs; it then refuses
+to start with ``DEBUG`` on or without its own ``SECRET_KEY``.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import dj_database_url
+from celery.schedules import crontab
+from django.core.exceptions import ImproperlyConfigured
+
+from config import env
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env.string("MODELGATE_VAR_DIR", str(BASE_DIR / "var"))).resolve()
+VAR_DIR.mkdir(parents=True, exist_ok=True)
+
+MODELGATE_ENV = env.string("MODELGATE_ENV", "development")
+if MODELGATE_ENV not in {"development", "production", "test"}:
+    raise ImproperlyConfigured(
+        f"MODELGATE_ENV={MODELGATE_ENV!r} must be one of development, production, test"
+    )
+
+_DEFAULT_SECRET = "modelgate-insecure-development-key-change-me"
+SECRET_KEY = env.string("SECRET_KEY", _DEFAULT_SECRET)
+DEBUG = env.boolean("DEBUG", default=False)
+ALLOWED_HOSTS = env.string_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.string_list("CSRF_TRUSTED_ORIGINS", [])
+
+if MODELGATE_ENV == "production":
+    if DEBUG:
+        raise ImproperlyConfigured("DEBUG must be off when MODELGATE_ENV=production")
+    if SECRET_KEY == _DEFAULT_SECRET or len(SECRET_KEY) < 32:
+        raise ImproperlyConfigured(
+            "SECRET_KEY must be set to a secret of at least 32 characters when MODELGATE_ENV=production"
+        )
+    SESSION_COOKIE_SECURE = env.boolean("SESSION_COOKIE_SECURE", default=True)
+    CSRF_COOKIE_SECURE = env.boolean("CSRF_COOKIE_SECURE", default=True)
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "registry",
+    "lifecycle",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASE_URL = env.url(
+    "DATABASE_URL",
+    f"sqlite:///{VAR_DIR / 'modelgate.sqlite3'}",
+    schemes=("sqlite", "postgres", "postgresql", "pgsql"),
+)
+DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env.integer("DATABASE_CONN_MAX_AGE", 60, minimum=0))}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # SQLite serialises writers; a generous timeout turns lock contention between the
+    # web server and the worker into waiting instead of "database is locked".
+    DATABASES["default"]["OPTIONS"] = {"timeout": 30, "transaction_mode": "IMMEDIATE"}
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+else:
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+# The embedded default serves static files straight from the apps, without collectstatic.
+WHITENOISE_USE_FINDERS = MODELGATE_ENV != "production"
+WHITENOISE_AUTOREFRESH = DEBUG
+
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/"
+
+# Bodies above this are refused with 413 before they are parsed.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.integer("MODELGATE_MAX_BODY_BYTES", 1024 * 1024, minimum=1024)
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "registry.api.authentication.BearerTokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PAGINATION_CLASS": "registry.api.pagination.CursorPagination",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "registry.api.errors.exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "ModelGate API",
+    "DESCRIPTION": "Model registry and lifecycle governance on top of MLflow.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+# --- MLflow -------------------------------------------------------------------------
+MLFLOW_TRACKING_URI = env.url(
+    "MLFLOW_TRACKING_URI",
+    f"sqlite:///{VAR_DIR / 'mlflow.sqlite3'}",
+    schemes=("http", "https", "sqlite", "postgresql", "file"),
+)
+# MLflow's client retries a dead server for minutes by default; a registry request
+# should instead fail fast with 503 and let the caller retry with its Idempotency-Key.
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(env.integer("MLFLOW_HTTP_REQUEST_MAX_RETRIES", 1, minimum=0)))
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(env.integer("MLFLOW_HTTP_REQUEST_TIMEOUT", 15, minimum=1)))
+os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+MLFLOW_UI_URL = env.string("MLFLOW_UI_URL", MLFLOW_TRACKING_URI if MLFLOW_TRACKING_URI.startswith("http") else "")
+
+# --- Artifacts (S3 or a local directory) --------------------------------------------
+MODELGATE_ARTIFACT_ROOT = env.string("MODELGATE_ARTIFACT_ROOT", str(VAR_DIR / "artifacts"))
+AWS_ENDPOINT_URL = env.string("AWS_ENDPOINT_URL", "") or None
+AWS_DEFAULT_REGION = env.string("AWS_DEFAULT_REGION", "us-east-1")
+MODELGATE_S3_SSE = env.string("MODELGATE_S3_SSE", "")
+if MODELGATE_S3_SSE not in {"", "AES256", "aws:kms"}:
+    raise ImproperlyConfigured(f"MODELGATE_S3_SSE={MODELGATE_S3_SSE!r} must be empty, AES256 or aws:kms")
+MODELGATE_S3_SSE_KMS_KEY_ID = env.string("MODELGATE_S3_SSE_KMS_KEY_ID", "")
+MODELGATE_PRESIGN_EXPIRY_SECONDS = env.integer("MODELGATE_PRESIGN_EXPIRY_SECONDS", 3600, minimum=1)
+# Credentials are read by boto3 itself; named here so that deployment files may set them.
+for _aws_name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "MLFLOW_S3_ENDPOINT_URL"):
+    env.raw(_aws_name)
+
+# --- Celery -------------------------------------------------------------------------
+CELERY_BROKER_URL = env.url(
+    "CELERY_BROKER_URL",
+    f"sqla+sqlite:///{VAR_DIR / 'celery-broker.sqlite3'}",
+    schemes=("redis", "rediss", "amqp", "amqps", "pyamqp", "sqla", "filesystem", "memory"),
+)
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_DEFAULT_QUEUE = "modelgate"
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_TASK_ALWAYS_EAGER = env.boolean("CELERY_TASK_ALWAYS_EAGER", default=False)
+# Every periodic schedule of the platform, in one place.
+CELERY_BEAT_SCHEDULE = {
+    "registry.sync_mlflow": {
+        "task": "registry.sync_mlflow",
+        "schedule": timedelta(seconds=env.integer("MODELGATE_MLFLOW_SYNC_SECONDS", 300, minimum=10)),
+    },
+    "registry.purge_idempotency_keys": {
+        "task": "registry.purge_idempotency_keys",
+        "schedule": crontab(minute=17),
+    },
+}
+
+# --- API behaviour ------------------------------------------------------------------
+MODELGATE_IDEMPOTENCY_TTL = timedelta(hours=24)
+MODELGATE_TOKEN_TOUCH_INTERVAL = timedelta(seconds=60)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.string("LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}, "botocore": {"level": "WARNING"}},
+}

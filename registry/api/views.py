@@ -1,0 +1,277 @@
+"""REST API v1 of the registry: thin views that parse, call one service, serialize."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from kombu import Connection
+from rest_framework import status
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from registry import mlflow_gateway, selectors, services, storage
+from registry.api.base import ApiView, idempotent
+from registry.api.serializers import (
+    AliasSetIn,
+    DatasetCreateIn,
+    DatasetOut,
+    ModelCreateIn,
+    ModelDetailOut,
+    ModelOut,
+    ModelUpdateIn,
+    VersionCreateIn,
+    VersionOut,
+)
+from registry.errors import InvalidInput
+from registry.models import Team
+
+
+def _team_named(name: str) -> Team:
+    team = Team.objects.filter(name=name).first()
+    if team is None:
+        raise InvalidInput(f"no team named {name!r}", details={"team": "unknown team"})
+    return team
+
+
+def _broker_check() -> str:
+    try:
+        with Connection(settings.CELERY_BROKER_URL, connect_timeout=2) as conn:
+            conn.ensure_connection(max_retries=1, timeout=2)
+        return "ok"
+    except Exception as exc:  # kombu raises transport-specific errors
+        return f"unreachable: {exc}"[:300]
+
+
+def _database_check() -> str:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return "ok"
+    except Exception as exc:  # any driver error means the same thing here
+        return f"unreachable: {exc}"[:300]
+
+
+class HealthView(ApiView):
+    """Liveness and dependencies; no authentication. 503 only when the database is down."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses={200: dict, 503: dict})
+    def get(self, request: Request) -> Response:
+        checks = {
+            "database": _database_check(),
+            "broker": _broker_check(),
+            "mlflow": mlflow_gateway.health(),
+            "artifacts": storage.store_check(),
+        }
+        healthy = all(value == "ok" for value in checks.values())
+        code = status.HTTP_200_OK if checks["database"] == "ok" else status.HTTP_503_SERVICE_UNAVAILABLE
+        return Response({"status": "ok" if healthy else "degraded", "checks": checks}, status=code)
+
+
+class ConfigView(ApiView):
+    """Where clients log runs and where artifacts live."""
+
+    @extend_schema(responses={200: dict})
+    def get(self, request: Request) -> Response:
+        return Response(
+            {
+                "mlflow_tracking_uri": settings.MLFLOW_TRACKING_URI,
+                "artifact_store": settings.MODELGATE_ARTIFACT_ROOT,
+                "s3_endpoint_url": settings.AWS_ENDPOINT_URL,
+                "api_version": "v1",
+            }
+        )
+
+
+class ModelListView(ApiView):
+    query_params_allowed = frozenset({"team", "search", "tag"})
+
+    def cursor_ordering(self, request: Request) -> tuple[str, ...]:
+        return ("name",)
+
+    @extend_schema(
+        parameters=[OpenApiParameter("team", str), OpenApiParameter("search", str), OpenApiParameter("tag", str, many=True)],
+        responses=ModelOut(many=True),
+    )
+    def get(self, request: Request) -> Response:
+        qs = selectors.model_list(
+            user=request.user,
+            team=request.query_params.get("team"),
+            search=request.query_params.get("search"),
+            tags=request.query_params.getlist("tag"),
+        )
+        return self.paginate(request, qs, lambda page: ModelOut(page, many=True).data)
+
+    @extend_schema(request=ModelCreateIn, responses={201: ModelDetailOut})
+    def post(self, request: Request) -> Response:
+        def create(_: str | None) -> Response:
+            data = ModelCreateIn(data=request.data)
+            data.is_valid(raise_exception=True)
+            fields = dict(data.validated_data)
+            model = services.model_create(actor=request.user, team=_team_named(fields.pop("team")), **fields)
+            return Response(ModelDetailOut(model).data, status=status.HTTP_201_CREATED)
+
+        return idempotent(request, create)
+
+
+class ModelDetailView(ApiView):
+    @extend_schema(responses=ModelDetailOut)
+    def get(self, request: Request, name: str) -> Response:
+        return Response(ModelDetailOut(selectors.model_get(user=request.user, name=name)).data)
+
+    @extend_schema(request=ModelUpdateIn, responses=ModelDetailOut)
+    def patch(self, request: Request, name: str) -> Response:
+        model = selectors.model_get(user=request.user, name=name)
+        data = ModelUpdateIn(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        changes = dict(data.validated_data)
+        reason = changes.pop("reason", "")
+        model = services.model_update(actor=request.user, model=model, changes=changes, reason=reason)
+        return Response(ModelDetailOut(model).data)
+
+
+_VERSION_ORDERINGS = {
+    "version": ("version",),
+    "-version": ("-version",),
+    "created_at": ("created_at", "version"),
+    "-created_at": ("-created_at", "-version"),
+}
+
+
+class VersionListView(ApiView):
+    query_params_allowed = frozenset({"stage", "tag", "metric", "ordering"})
+
+    def cursor_ordering(self, request: Request) -> tuple[str, ...]:
+        raw = request.query_params.get("ordering", "-version")
+        if raw not in _VERSION_ORDERINGS:
+            raise InvalidInput(
+                f"ordering {raw!r} is not one of {', '.join(_VERSION_ORDERINGS)}", details={"ordering": "unknown ordering"}
+            )
+        return _VERSION_ORDERINGS[raw]
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("stage", str),
+            OpenApiParameter("tag", str, many=True, description="key:value"),
+            OpenApiParameter("metric", str, many=True, description="e.g. f1>=0.9"),
+            OpenApiParameter("ordering", str, enum=list(_VERSION_ORDERINGS)),
+        ],
+        responses=VersionOut(many=True),
+    )
+    def get(self, request: Request, name: str) -> Response:
+        model = selectors.model_get(user=request.user, name=name)
+        self.cursor_ordering(request)
+        qs = selectors.version_list(
+            model=model,
+            stage=request.query_params.get("stage"),
+            tags=request.query_params.getlist("tag"),
+            metrics=request.query_params.getlist("metric"),
+        )
+        return self.paginate(request, qs, lambda page: VersionOut(page, many=True).data)
+
+    @extend_schema(request=VersionCreateIn, responses={201: VersionOut})
+    def post(self, request: Request, name: str) -> Response:
+        model = selectors.model_get(user=request.user, name=name)
+
+        def register(request_key: str | None) -> Response:
+            data = VersionCreateIn(data=request.data)
+            data.is_valid(raise_exception=True)
+            version = services.model_version_register(
+                actor=request.user, model=model, request_key=request_key, **data.validated_data
+            )
+            return Response(VersionOut(selectors.version_get(model=model, version=version.version)).data, status=201)
+
+        return idempotent(request, register)
+
+
+class VersionDetailView(ApiView):
+    @extend_schema(responses=VersionOut)
+    def get(self, request: Request, name: str, version: int) -> Response:
+        model = selectors.model_get(user=request.user, name=name)
+        return Response(VersionOut(selectors.version_get(model=model, version=version)).data)
+
+
+class VersionDownloadView(ApiView):
+    """Presigned URLs for each file of the artifact, with the digests to check them by."""
+
+    @extend_schema(responses={200: dict})
+    def get(self, request: Request, name: str, version: int) -> Response:
+        model = selectors.model_get(user=request.user, name=name)
+        found = selectors.version_get(model=model, version=version)
+        expires = settings.MODELGATE_PRESIGN_EXPIRY_SECONDS
+        urls = storage.presigned_urls(found.artifact_uri, found.manifest, expires_in=expires) or {}
+        files = [
+            {"path": path, "sha256": entry["sha256"], "size": entry["size"], "url": urls.get(path)}
+            for path, entry in sorted(found.manifest.items())
+        ]
+        return Response(
+            {"artifact_uri": found.artifact_uri, "digest": found.digest, "expires_in": expires if urls else None, "files": files}
+        )
+
+
+class VersionVerifyView(ApiView):
+    """Re-read the artifact and compare it with the digest recorded at registration."""
+
+    @extend_schema(request=None, responses={200: dict})
+    def post(self, request: Request, name: str, version: int) -> Response:
+        model = selectors.model_get(user=request.user, name=name)
+        found = selectors.version_get(model=model, version=version)
+        report = storage.artifact_verify(found.artifact_uri, found.manifest)
+        return Response({"expected_digest": found.digest, **report})
+
+
+class AliasView(ApiView):
+    @extend_schema(responses=VersionOut)
+    def get(self, request: Request, name: str, alias: str) -> Response:
+        model = selectors.model_get(user=request.user, name=name)
+        return Response(VersionOut(selectors.alias_resolve(model=model, alias=alias)).data)
+
+    @extend_schema(request=AliasSetIn, responses=VersionOut)
+    def put(self, request: Request, name: str, alias: str) -> Response:
+        model = selectors.model_get(user=request.user, name=name)
+        data = AliasSetIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        target = selectors.version_get(model=model, version=data.validated_data["version"])
+        services.alias_set(actor=request.user, model=model, name=alias, version=target)
+        return Response(VersionOut(selectors.alias_resolve(model=model, alias=alias)).data)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, name: str, alias: str) -> Response:
+        model = selectors.model_get(user=request.user, name=name)
+        services.alias_delete(actor=request.user, model=model, name=alias)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class DatasetListView(ApiView):
+    query_params_allowed = frozenset({"team"})
+
+    def cursor_ordering(self, request: Request) -> tuple[str, ...]:
+        return ("-id",)
+
+    @extend_schema(parameters=[OpenApiParameter("team", str)], responses=DatasetOut(many=True))
+    def get(self, request: Request) -> Response:
+        qs = selectors.dataset_list(user=request.user, team=request.query_params.get("team"))
+        return self.paginate(request, qs, lambda page: DatasetOut(page, many=True).data)
+
+    @extend_schema(request=DatasetCreateIn, responses={201: DatasetOut})
+    def post(self, request: Request) -> Response:
+        def create(_: str | None) -> Response:
+            data = DatasetCreateIn(data=request.data)
+            data.is_valid(raise_exception=True)
+            fields: dict[str, Any] = dict(data.validated_data)
+            dataset = services.dataset_create(actor=request.user, team=_team_named(fields.pop("team")), **fields)
+            return Response(DatasetOut(dataset).data, status=status.HTTP_201_CREATED)
+
+        return idempotent(request, create)
+
+
+class DatasetDetailView(ApiView):
+    @extend_schema(responses=DatasetOut)
+    def get(self, request: Request, pk: int) -> Response:
+        return Response(DatasetOut(selectors.dataset_get(user=request.user, pk=pk)).data)

@@ -1,0 +1,331 @@
+"""Artifact storage: S3 through boto3, or a local directory, addressed by URI.
+
+An artifact is a file or a directory tree. Its *manifest* maps each relative path to
+its sha256 and size; its *digest* is the sha256 of the sorted manifest, so a directory
+has one digest that changes when any byte of any file does. The manifest is kept at
+registration so that a failed verification can name the file that changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import urlparse
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+from django.conf import settings
+
+from registry.errors import ArtifactIntegrityError, DependencyUnavailable, InvalidInput, NotFound
+
+CHUNK = 1024 * 1024
+Manifest = dict[str, dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class S3Location:
+    bucket: str
+    key: str
+
+    @property
+    def uri(self) -> str:
+        return f"s3://{self.bucket}/{self.key}"
+
+
+def parse_s3(uri: str) -> S3Location:
+    parsed = urlparse(uri)
+    if parsed.scheme != "s3" or not parsed.netloc:
+        raise InvalidInput(f"{uri!r} is not an s3://bucket/key URI", details={"uri": "not an s3 URI"})
+    return S3Location(parsed.netloc, parsed.path.lstrip("/"))
+
+
+def is_s3(uri: str) -> bool:
+    return uri.startswith("s3://")
+
+
+def local_path(uri: str) -> Path | None:
+    """The filesystem path of a ``file://`` URI or a plain path, else ``None``."""
+    parsed = urlparse(uri)
+    if parsed.scheme == "file":
+        return Path(parsed.path)
+    if parsed.scheme == "" or (len(parsed.scheme) == 1 and os.name == "nt"):
+        return Path(uri)
+    return None
+
+
+@lru_cache(maxsize=4)
+def _s3_client(endpoint_url: str | None, region: str) -> Any:
+    return boto3.client(
+        "s3",
+        endpoint_url=endpoint_url,
+        region_name=region,
+        config=Config(
+            signature_version="s3v4",
+            connect_timeout=3,
+            read_timeout=30,
+            # A registry request should fail fast with 503, not retry for a minute.
+            retries={"max_attempts": 2, "mode": "standard"},
+        ),
+    )
+
+
+def s3_client() -> Any:
+    return _s3_client(settings.AWS_ENDPOINT_URL, settings.AWS_DEFAULT_REGION)
+
+
+@contextmanager
+def s3_errors(uri: str) -> Iterator[None]:
+    """Translate boto3 failures into the registry's errors, naming the URI."""
+    try:
+        yield
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "")
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        if code in {"NoSuchKey", "NoSuchBucket", "404", "NotFound"} or status == 404:
+            raise NotFound(f"no artifact at {uri} ({code or status})") from exc
+        if code in {"AccessDenied", "403"} or status == 403:
+            raise DependencyUnavailable("artifacts", f"access to {uri} was denied by the S3 endpoint") from exc
+        raise DependencyUnavailable("artifacts", f"S3 failed for {uri}: {code or status}") from exc
+    except (EndpointConnectionError, BotoCoreError) as exc:
+        raise DependencyUnavailable("artifacts", f"S3 endpoint unreachable for {uri}: {exc}") from exc
+
+
+def sse_arguments() -> dict[str, str]:
+    """Server-side encryption arguments for every object ModelGate writes."""
+    if not settings.MODELGATE_S3_SSE:
+        return {}
+    args = {"ServerSideEncryption": settings.MODELGATE_S3_SSE}
+    if settings.MODELGATE_S3_SSE == "aws:kms" and settings.MODELGATE_S3_SSE_KMS_KEY_ID:
+        args["SSEKMSKeyId"] = settings.MODELGATE_S3_SSE_KMS_KEY_ID
+    return args
+
+
+def _hash_stream(stream: IO[bytes], sink: IO[bytes] | None = None) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    while chunk := stream.read(CHUNK):
+        digest.update(chunk)
+        size += len(chunk)
+        if sink is not None:
+            sink.write(chunk)
+    return digest.hexdigest(), size
+
+
+def manifest_digest(manifest: Manifest) -> str:
+    """sha256 over ``path\\tsha256\\tsize`` lines in path order."""
+    lines = "".join(f"{path}\t{entry['sha256']}\t{entry['size']}\n" for path, entry in sorted(manifest.items()))
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
+def manifest_size(manifest: Manifest) -> int:
+    return sum(int(entry["size"]) for entry in manifest.values())
+
+
+def _s3_keys(location: S3Location) -> list[tuple[str, str]]:
+    """``(relative path, key)`` of every object under the location ("" for a single object)."""
+    client = s3_client()
+    prefix = location.key.rstrip("/")
+    keys: list[tuple[str, str]] = []
+    paginator = client.get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=location.bucket, Prefix=f"{prefix}/" if prefix else ""):
+        for item in page.get("Contents", []):
+            keys.append((item["Key"][len(prefix) + 1 if prefix else 0 :], item["Key"]))
+    if not keys and prefix:
+        client.head_object(Bucket=location.bucket, Key=prefix)
+        keys.append(("", prefix))
+    return keys
+
+
+def _local_files(root: Path) -> list[tuple[str, Path]]:
+    if root.is_file():
+        return [("", root)]
+    if not root.is_dir():
+        raise NotFound(f"no artifact at {root}")
+    return sorted(
+        (path.relative_to(root).as_posix(), path) for path in root.rglob("*") if path.is_file()
+    )
+
+
+@contextmanager
+def _materialised(uri: str) -> Iterator[Path]:
+    """A local copy of an artifact that is neither on S3 nor on this filesystem
+    (``mlflow-artifacts:``, ``runs:``, ``models:``), fetched through MLflow."""
+    from registry import mlflow_gateway
+
+    with tempfile.TemporaryDirectory(prefix="modelgate-artifact-") as tmp:
+        yield mlflow_gateway.artifacts_download(uri, Path(tmp))
+
+
+def artifact_manifest(uri: str) -> Manifest:
+    """Read every byte of the artifact once and return its manifest."""
+    manifest: Manifest = {}
+    if is_s3(uri):
+        location = parse_s3(uri)
+        client = s3_client()
+        with s3_errors(uri):
+            for relative, key in _s3_keys(location):
+                body = client.get_object(Bucket=location.bucket, Key=key)["Body"]
+                sha, size = _hash_stream(body)
+                manifest[relative] = {"sha256": sha, "size": size}
+    elif (path := local_path(uri)) is not None:
+        for relative, file in _local_files(path):
+            with file.open("rb") as stream:
+                sha, size = _hash_stream(stream)
+            manifest[relative] = {"sha256": sha, "size": size}
+    else:
+        with _materialised(uri) as root:
+            return artifact_manifest(str(root))
+    if not manifest:
+        raise NotFound(f"the artifact at {uri} is empty")
+    return manifest
+
+
+def _object_key(location: S3Location, relative: str) -> str:
+    if not relative:
+        return location.key
+    return f"{location.key.rstrip('/')}/{relative}" if location.key else relative
+
+
+def read_file(uri: str, relative: str = "") -> bytes | None:
+    """One file of an artifact (``MLmodel``; ``""`` for a single-file artifact), or
+    ``None`` when it has none."""
+    try:
+        if is_s3(uri):
+            location = parse_s3(uri)
+            with s3_errors(uri):
+                return s3_client().get_object(Bucket=location.bucket, Key=_object_key(location, relative))["Body"].read()
+        if (path := local_path(uri)) is not None:
+            target = path / relative if relative else path
+            return target.read_bytes() if target.is_file() else None
+        with _materialised(uri) as root:
+            target = root / relative if relative else root
+            return target.read_bytes() if target.is_file() else None
+    except NotFound:
+        return None
+
+
+def compare_manifests(expected: Manifest, actual: Manifest) -> dict[str, list[str]]:
+    """The differences that make an artifact fail verification, by kind."""
+    return {
+        "changed": sorted(p for p in expected.keys() & actual.keys() if expected[p]["sha256"] != actual[p]["sha256"]),
+        "missing": sorted(expected.keys() - actual.keys()),
+        "unexpected": sorted(actual.keys() - expected.keys()),
+    }
+
+
+def artifact_verify(uri: str, expected: Manifest) -> dict[str, Any]:
+    """Re-read the artifact and report whether it still matches its manifest."""
+    actual = artifact_manifest(uri)
+    problems = compare_manifests(expected, actual)
+    valid = not any(problems.values())
+    return {"valid": valid, "digest": manifest_digest(actual), **problems}
+
+
+def artifact_download(uri: str, expected: Manifest, destination: Path) -> Path:
+    """Download the artifact into ``destination``, verifying every file as it arrives.
+
+    Nothing is left in ``destination`` when verification fails.
+    """
+    destination.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".download-", dir=destination))
+    try:
+        actual: Manifest = {}
+        if is_s3(uri):
+            location = parse_s3(uri)
+            with s3_errors(uri):
+                for relative, key in _s3_keys(location):
+                    target = staging / (relative or Path(location.key).name)
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    body = s3_client().get_object(Bucket=location.bucket, Key=key)["Body"]
+                    with target.open("wb") as sink:
+                        sha, size = _hash_stream(body, sink)
+                    actual[relative] = {"sha256": sha, "size": size}
+        else:
+            source = local_path(uri)
+            if source is None:
+                with _materialised(uri) as root:
+                    return artifact_download(str(root), expected, destination)
+            for relative, file in _local_files(source):
+                target = staging / (relative or file.name)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with file.open("rb") as stream, target.open("wb") as sink:
+                    sha, size = _hash_stream(stream, sink)
+                actual[relative] = {"sha256": sha, "size": size}
+        problems = compare_manifests(expected, actual)
+        if any(problems.values()):
+            raise ArtifactIntegrityError(
+                f"the artifact at {uri} does not match the digest recorded at registration",
+                details=problems,
+            )
+        for item in staging.iterdir():
+            final = destination / item.name
+            if final.exists():
+                shutil.rmtree(final) if final.is_dir() else final.unlink()
+            item.rename(final)
+        return destination
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def presigned_urls(uri: str, manifest: Manifest, *, expires_in: int) -> dict[str, str] | None:
+    """Time-limited download URLs per file for S3 artifacts; ``None`` for local ones."""
+    if not is_s3(uri):
+        return None
+    location = parse_s3(uri)
+    client = s3_client()
+    urls: dict[str, str] = {}
+    with s3_errors(uri):
+        for relative in manifest:
+            urls[relative] = client.generate_presigned_url(
+                "get_object", Params={"Bucket": location.bucket, "Key": _object_key(location, relative)}, ExpiresIn=expires_in
+            )
+    return urls
+
+
+def upload_directory(source: Path, destination_uri: str) -> str:
+    """Copy a local file or directory to the artifact store (S3 with server-side
+    encryption when configured, or a local directory) and return its URI."""
+    files = _local_files(source)
+    if is_s3(destination_uri):
+        location = parse_s3(destination_uri)
+        client = s3_client()
+        with s3_errors(destination_uri):
+            for relative, file in files:
+                key = f"{location.key.rstrip('/')}/{relative or file.name}"
+                client.upload_file(str(file), location.bucket, key, ExtraArgs=sse_arguments() or None)
+        return destination_uri
+    target_root = local_path(destination_uri)
+    if target_root is None:
+        raise InvalidInput(f"cannot write artifacts to {destination_uri}")
+    for relative, file in files:
+        target = target_root / (relative or file.name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(file, target)
+    return str(target_root)
+
+
+def store_check() -> str:
+    """``"ok"`` when the configured artifact root answers, else a reason."""
+    root = settings.MODELGATE_ARTIFACT_ROOT
+    try:
+        if is_s3(root):
+            location = parse_s3(root)
+            with s3_errors(root):
+                s3_client().head_bucket(Bucket=location.bucket)
+            return "ok"
+        path = local_path(root)
+        if path is None:
+            return f"unsupported artifact root {root}"
+        path.mkdir(parents=True, exist_ok=True)
+        return "ok" if os.access(path, os.W_OK) else f"{path} is not writable"
+    except (DependencyUnavailable, NotFound) as exc:
+        return str(exc)
