@@ -86,9 +86,7 @@ def url(name: str, default: str, *, schemes: tuple[str, ...]) -> str:
     parsed = urlparse(value)
     scheme = parsed.scheme.split("+", 1)[0]
     if scheme not in schemes:
-        raise ImproperlyConfigured(
-            f"{name}={value!r} must be a URL with one of the schemes {', '.join(schemes)}"
-        )
+        raise ImproperlyConfigured(f"{name}={value!r} must be a URL with one of the schemes {', '.join(schemes)}")
     if scheme not in {"sqlite", "file", "sqla", "filesystem", "memory"} and not parsed.hostname:
         raise ImproperlyConfigured(f"{name}={value!r} has no host")
     return value

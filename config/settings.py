@@ -25,9 +25,7 @@ VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 MODELGATE_ENV = env.string("MODELGATE_ENV", "development")
 if MODELGATE_ENV not in {"development", "production", "test"}:
-    raise ImproperlyConfigured(
-        f"MODELGATE_ENV={MODELGATE_ENV!r} must be one of development, production, test"
-    )
+    raise ImproperlyConfigured(f"MODELGATE_ENV={MODELGATE_ENV!r} must be one of development, production, test")
 
 _DEFAULT_SECRET = "modelgate-insecure-development-key-change-me"
 SECRET_KEY = env.string("SECRET_KEY", _DEFAULT_SECRET)
@@ -94,7 +92,9 @@ DATABASE_URL = env.url(
     f"sqlite:///{VAR_DIR / 'modelgate.sqlite3'}",
     schemes=("sqlite", "postgres", "postgresql", "pgsql"),
 )
-DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=env.integer("DATABASE_CONN_MAX_AGE", 60, minimum=0))}
+DATABASES = {
+    "default": dj_database_url.parse(DATABASE_URL, conn_max_age=env.integer("DATABASE_CONN_MAX_AGE", 60, minimum=0))
+}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # SQLite serialises writers; a generous timeout turns lock contention between the
     # web server and the worker into waiting instead of "database is locked".
@@ -116,6 +116,7 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = VAR_DIR / "static"
+STATIC_ROOT.mkdir(exist_ok=True)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
@@ -162,7 +163,9 @@ MLFLOW_TRACKING_URI = env.url(
 )
 # MLflow's client retries a dead server for minutes by default; a registry request
 # should instead fail fast with 503 and let the caller retry with its Idempotency-Key.
-os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(env.integer("MLFLOW_HTTP_REQUEST_MAX_RETRIES", 1, minimum=0)))
+os.environ.setdefault(
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES", str(env.integer("MLFLOW_HTTP_REQUEST_MAX_RETRIES", 1, minimum=0))
+)
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", str(env.integer("MLFLOW_HTTP_REQUEST_TIMEOUT", 15, minimum=1)))
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
 MLFLOW_UI_URL = env.string("MLFLOW_UI_URL", MLFLOW_TRACKING_URI if MLFLOW_TRACKING_URI.startswith("http") else "")

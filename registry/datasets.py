@@ -118,4 +118,4 @@ def frame_profile(frame: pd.DataFrame, *, max_categories: int = 20) -> dict[str,
             counts = series.astype(str).value_counts().head(max_categories)
             entry.update(kind="categorical", frequencies={str(k): int(v) for k, v in counts.items()})
         columns[str(name)] = entry
-    return {"rows": int(len(frame)), "columns": columns}
+    return {"rows": len(frame), "columns": columns}

@@ -39,9 +39,11 @@ def idempotency_begin(
                 raise Conflict(
                     "this Idempotency-Key was already used with a different request",
                     code="idempotency_key_reused",
-                )
+                ) from None
             if existing.status_code is None:
-                raise Conflict("a request with this Idempotency-Key is still in progress", code="idempotency_in_progress")
+                raise Conflict(
+                    "a request with this Idempotency-Key is still in progress", code="idempotency_in_progress"
+                ) from None
             return existing, False
     raise Conflict("could not claim the Idempotency-Key", code="idempotency_in_progress")
 

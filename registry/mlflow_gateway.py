@@ -194,7 +194,9 @@ def source_import(local_dir: Path, *, model_name: str) -> tuple[str, str]:
     with mlflow_errors(f"importing {local_dir}"):
         experiment = mlflow.get_experiment_by_name(IMPORT_EXPERIMENT)
         experiment_id = experiment.experiment_id if experiment else mlflow.create_experiment(IMPORT_EXPERIMENT)
-        run = mlflow.create_run(experiment_id, tags={"modelgate.model": model_name, "mlflow.runName": f"import-{model_name}"})
+        run = mlflow.create_run(
+            experiment_id, tags={"modelgate.model": model_name, "mlflow.runName": f"import-{model_name}"}
+        )
         if local_dir.is_file():
             mlflow.log_artifact(run.info.run_id, str(local_dir), "model")
         else:
@@ -231,4 +233,3 @@ def health() -> str:
 
 def _quote(value: str) -> str:
     return value.replace("\\", "\\\\").replace("'", "\\'")
-

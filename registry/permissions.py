@@ -39,7 +39,9 @@ def has_role(user: User, team: Team | int, minimum: str) -> bool:
 def require_role(user: User, team: Team | int, minimum: str, *, action: str) -> None:
     """Raise ``Forbidden`` naming the action and the role it needs."""
     if not has_role(user, team, minimum):
-        name = team.name if isinstance(team, Team) else Team.objects.filter(pk=team).values_list("name", flat=True).first()
+        name = (
+            team.name if isinstance(team, Team) else Team.objects.filter(pk=team).values_list("name", flat=True).first()
+        )
         raise Forbidden(f"{action} needs the {minimum} role or above in team {name!r}")
 
 

@@ -20,7 +20,9 @@ from registry.permissions import datasets_visible_to, models_visible_to
 
 User = AbstractBaseUser | AnonymousUser
 
-_METRIC_FILTER = re.compile(r"^(?P<name>[A-Za-z0-9_.\-/ ]{1,250}?)\s*(?P<op>>=|<=|==|!=|>|<|=)\s*(?P<value>[-+]?[0-9.eE+-]+)$")
+_METRIC_FILTER = re.compile(
+    r"^(?P<name>[A-Za-z0-9_.\-/ ]{1,250}?)\s*(?P<op>>=|<=|==|!=|>|<|=)\s*(?P<value>[-+]?[0-9.eE+-]+)$"
+)
 _OPS: dict[str, str] = {">=": "gte", "<=": "lte", ">": "gt", "<": "lt", "=": "exact", "==": "exact"}
 
 
@@ -55,7 +57,9 @@ def model_get(*, user: User, name: str) -> RegisteredModel:
     return model
 
 
-def model_list(*, user: User, team: str | None = None, search: str | None = None, tags: list[str] | None = None) -> QuerySet[RegisteredModel]:
+def model_list(
+    *, user: User, team: str | None = None, search: str | None = None, tags: list[str] | None = None
+) -> QuerySet[RegisteredModel]:
     qs = models_visible_to(user).select_related("team", "dataset").prefetch_related("tag_rows")
     if team:
         qs = qs.filter(team__name=team)
@@ -92,7 +96,10 @@ def version_list(
         stages = [s.strip() for s in stage.split(",")]
         bad = [s for s in stages if s not in Stage.values]
         if bad:
-            raise InvalidInput(f"unknown stage {bad[0]!r}; expected one of {', '.join(Stage.values)}", details={"stage": "unknown stage"})
+            raise InvalidInput(
+                f"unknown stage {bad[0]!r}; expected one of {', '.join(Stage.values)}",
+                details={"stage": "unknown stage"},
+            )
         qs = qs.filter(stage__in=stages)
     for raw in tags or []:
         key, value = tag_filter_parse(raw)
@@ -124,7 +131,11 @@ def alias_resolve(*, model: RegisteredModel, alias: str) -> ModelVersion:
     found = Alias.objects.filter(model=model, name=alias).values_list("version_id", flat=True).first()
     if found is None:
         stage = next((s for s, a in STAGE_ALIASES.items() if a == alias), None)
-        version = ModelVersion.objects.filter(model=model, stage=stage).values_list("pk", flat=True).first() if stage else None
+        version = (
+            ModelVersion.objects.filter(model=model, stage=stage).values_list("pk", flat=True).first()
+            if stage
+            else None
+        )
         if version is None:
             raise NotFound(f"model {model.name!r} has no alias {alias!r}")
         found = version
@@ -170,4 +181,3 @@ def dataset_get(*, user: User, pk: int | str) -> Dataset:
     if dataset is None:
         raise NotFound(f"no dataset {pk!r}")
     return dataset
-

@@ -70,7 +70,9 @@ def tags_validate(tags: Any, *, field_name: str = "tags") -> dict[str, str]:
     if tags is None:
         return {}
     if not isinstance(tags, dict):
-        raise InvalidInput(f"{field_name} must be an object of string keys and values", details={field_name: "not an object"})
+        raise InvalidInput(
+            f"{field_name} must be an object of string keys and values", details={field_name: "not an object"}
+        )
     problems = {}
     for key, value in tags.items():
         if not _TAG_KEY.match(str(key)):
@@ -82,13 +84,17 @@ def tags_validate(tags: Any, *, field_name: str = "tags") -> dict[str, str]:
     return {str(k): str(v) for k, v in tags.items()}
 
 
-def _tags_replace(rows_model: type[ModelTag] | type[VersionTag], owner_field: str, owner: Any, tags: dict[str, str]) -> None:
+def _tags_replace(
+    rows_model: type[ModelTag] | type[VersionTag], owner_field: str, owner: Any, tags: dict[str, str]
+) -> None:
     rows_model.objects.filter(**{owner_field: owner}).exclude(key__in=list(tags)).delete()
     for key, value in tags.items():
         rows_model.objects.update_or_create(**{owner_field: owner, "key": key}, defaults={"value": value})
 
 
-def _changed(action: str, *, actor: Any, target: Any, before: dict | None, after: dict | None, reason: str = "") -> None:
+def _changed(
+    action: str, *, actor: Any, target: Any, before: dict | None, after: dict | None, reason: str = ""
+) -> None:
     registry_changed.send(
         sender=type(target), action=action, actor=actor, target=target, before=before, after=after, reason=reason
     )
@@ -100,7 +106,9 @@ def _changed(action: str, *, actor: Any, target: Any, before: dict | None, after
 def team_ensure(*, name: str) -> Team:
     """The team with this name, created when missing."""
     if not re.match(r"^[a-z0-9][a-z0-9_-]{0,63}$", name or ""):
-        raise InvalidInput(f"team name {name!r} is invalid: lower-case letters, digits, '-' or '_'", details={"team": "invalid"})
+        raise InvalidInput(
+            f"team name {name!r} is invalid: lower-case letters, digits, '-' or '_'", details={"team": "invalid"}
+        )
     team, _ = Team.objects.get_or_create(name=name)
     return team
 
@@ -207,7 +215,9 @@ def dataset_create(
                 profile=frame_profile(frame),
                 created_by=actor,
             )
-            _changed("dataset.create", actor=actor, target=dataset, before=None, after={"uri": uri, "digest": dataset.digest})
+            _changed(
+                "dataset.create", actor=actor, target=dataset, before=None, after={"uri": uri, "digest": dataset.digest}
+            )
     except IntegrityError as exc:
         raise Conflict(f"team {team.name!r} already has a dataset named {name!r}") from exc
     return dataset
@@ -292,13 +302,16 @@ def model_create(
 _MODEL_FIELDS = {"description", "task", "primary_metric", "policy", "dataset", "tags"}
 
 
-def model_update(*, actor: AbstractBaseUser, model: RegisteredModel, changes: dict[str, Any], reason: str = "") -> RegisteredModel:
+def model_update(
+    *, actor: AbstractBaseUser, model: RegisteredModel, changes: dict[str, Any], reason: str = ""
+) -> RegisteredModel:
     """Change a model's definition. Changing the policy is a governance act: approvers
     and admins only."""
     unknown = set(changes) - _MODEL_FIELDS
     if unknown:
         raise InvalidInput(
-            f"cannot change {', '.join(sorted(unknown))}", details={name: "cannot be changed" for name in sorted(unknown)}
+            f"cannot change {', '.join(sorted(unknown))}",
+            details={name: "cannot be changed" for name in sorted(unknown)},
         )
     require_role(actor, model.team, Role.DEVELOPER, action="changing a model")
     if "policy" in changes:
@@ -370,7 +383,12 @@ def _artifact_facts(uri: str) -> ArtifactFacts:
 
 
 def metrics_record(
-    *, version: ModelVersion, metrics: dict[str, float], source: str, dataset_digest: str = "", at: datetime | None = None
+    *,
+    version: ModelVersion,
+    metrics: dict[str, float],
+    source: str,
+    dataset_digest: str = "",
+    at: datetime | None = None,
 ) -> None:
     """Record metric values as the version's current ones, keeping the earlier values."""
     at = at or timezone.now()
@@ -379,7 +397,12 @@ def metrics_record(
         VersionMetric.objects.filter(version=version, name=name, is_current=True).update(is_current=False)
         rows.append(
             VersionMetric(
-                version=version, name=name, value=float(value), source=source, dataset_digest=dataset_digest, recorded_at=at
+                version=version,
+                name=name,
+                value=float(value),
+                source=source,
+                dataset_digest=dataset_digest,
+                recorded_at=at,
             )
         )
     VersionMetric.objects.bulk_create(rows)
@@ -391,10 +414,14 @@ def _parent_in_model(model: RegisteredModel, parent_version: Any) -> ModelVersio
     try:
         number = int(parent_version)
     except (TypeError, ValueError) as exc:
-        raise InvalidInput("parent_version must be a version number", details={"parent_version": "not a number"}) from exc
+        raise InvalidInput(
+            "parent_version must be a version number", details={"parent_version": "not a number"}
+        ) from exc
     parent = ModelVersion.objects.filter(model=model, version=number).first()
     if parent is None:
-        raise InvalidInput(f"model {model.name!r} has no version {number}", details={"parent_version": "unknown version"})
+        raise InvalidInput(
+            f"model {model.name!r} has no version {number}", details={"parent_version": "unknown version"}
+        )
     return parent
 
 
@@ -450,7 +477,9 @@ def _version_row_write(
             version.created_by = version.created_by or actor
             version.save()
         if created or tags:
-            _tags_replace(VersionTag, "version", version, {**dict(version.tag_rows.values_list("key", "value")), **tags})
+            _tags_replace(
+                VersionTag, "version", version, {**dict(version.tag_rows.values_list("key", "value")), **tags}
+            )
         if created and facts.metrics:
             metrics_record(
                 version=version,
@@ -513,11 +542,14 @@ def model_version_register(
         if storage.is_s3(source):
             mlflow_source = source
         elif storage.local_path(source) is not None:
-            run_id, mlflow_source = mlflow_gateway.source_import(Path(storage.local_path(source) or source), model_name=model.name)
+            run_id, mlflow_source = mlflow_gateway.source_import(
+                Path(storage.local_path(source) or source), model_name=model.name
+            )
             facts.uri = mlflow_source
         else:
             raise InvalidInput(
-                f"source {source!r} must be an s3:// URI or a path on the server", details={"source": "unsupported scheme"}
+                f"source {source!r} must be an s3:// URI or a path on the server",
+                details={"source": "unsupported scheme"},
             )
     created = mlflow_gateway.model_version_create(
         name=model.name,
@@ -577,7 +609,9 @@ def mlflow_sync(*, model_names: list[str] | None = None) -> SyncReport:
                 if mlflow_version.run_id:
                     facts.metrics = mlflow_gateway.run_metrics(mlflow_version.run_id)
                 tags = {
-                    k: v for k, v in (mlflow_version.tags or {}).items() if not k.startswith("modelgate.") and _TAG_KEY.match(k)
+                    k: v
+                    for k, v in (mlflow_version.tags or {}).items()
+                    if not k.startswith("modelgate.") and _TAG_KEY.match(k)
                 }
                 _version_row_write(
                     model=model,
@@ -603,18 +637,27 @@ def mlflow_sync(*, model_names: list[str] | None = None) -> SyncReport:
 
 
 def alias_set(
-    *, actor: AbstractBaseUser | None, model: RegisteredModel, name: str, version: ModelVersion, stage_move: bool = False
+    *,
+    actor: AbstractBaseUser | None,
+    model: RegisteredModel,
+    name: str,
+    version: ModelVersion,
+    stage_move: bool = False,
 ) -> Alias:
     """Point an alias at a version here and in MLflow. ``champion`` and ``challenger``
     follow the production and staging stages and move only with them."""
     if actor is not None:
         require_role(actor, model.team, Role.DEVELOPER, action="setting an alias")
     if not _ALIAS.match(name or ""):
-        raise InvalidInput(f"alias {name!r} is invalid: lower-case letters, digits, '-' or '_'", details={"alias": "invalid"})
+        raise InvalidInput(
+            f"alias {name!r} is invalid: lower-case letters, digits, '-' or '_'", details={"alias": "invalid"}
+        )
     if name in STAGE_ALIASES.values() and not stage_move:
         raise Conflict(f"alias {name!r} follows the stage of a version; request a stage transition instead")
     if version.model_id != model.pk:
-        raise InvalidInput(f"version {version.version} is not a version of {model.name!r}", details={"version": "wrong model"})
+        raise InvalidInput(
+            f"version {version.version} is not a version of {model.name!r}", details={"version": "wrong model"}
+        )
     with transaction.atomic():
         alias = Alias.objects.select_for_update().filter(model=model, name=name).first()
         before = {"version": alias.version.version} if alias else None
@@ -623,7 +666,9 @@ def alias_set(
         else:
             alias.version = version
             alias.save()
-        _changed("alias.set", actor=actor, target=alias, before=before, after={"alias": name, "version": version.version})
+        _changed(
+            "alias.set", actor=actor, target=alias, before=before, after={"alias": name, "version": version.version}
+        )
         # Inside the transaction: when MLflow refuses, the alias does not move here either.
         mlflow_gateway.alias_set(model.name, name, version.version)
     return alias

@@ -150,9 +150,7 @@ def _local_files(root: Path) -> list[tuple[str, Path]]:
         return [("", root)]
     if not root.is_dir():
         raise NotFound(f"no artifact at {root}")
-    return sorted(
-        (path.relative_to(root).as_posix(), path) for path in root.rglob("*") if path.is_file()
-    )
+    return sorted((path.relative_to(root).as_posix(), path) for path in root.rglob("*") if path.is_file())
 
 
 @contextmanager
@@ -202,7 +200,9 @@ def read_file(uri: str, relative: str = "") -> bytes | None:
         if is_s3(uri):
             location = parse_s3(uri)
             with s3_errors(uri):
-                return s3_client().get_object(Bucket=location.bucket, Key=_object_key(location, relative))["Body"].read()
+                return (
+                    s3_client().get_object(Bucket=location.bucket, Key=_object_key(location, relative))["Body"].read()
+                )
         if (path := local_path(uri)) is not None:
             target = path / relative if relative else path
             return target.read_bytes() if target.is_file() else None
@@ -286,7 +286,9 @@ def presigned_urls(uri: str, manifest: Manifest, *, expires_in: int) -> dict[str
     with s3_errors(uri):
         for relative in manifest:
             urls[relative] = client.generate_presigned_url(
-                "get_object", Params={"Bucket": location.bucket, "Key": _object_key(location, relative)}, ExpiresIn=expires_in
+                "get_object",
+                Params={"Bucket": location.bucket, "Key": _object_key(location, relative)},
+                ExpiresIn=expires_in,
             )
     return urls
 

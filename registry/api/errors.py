@@ -74,12 +74,16 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     if isinstance(exc, OperationalError | InterfaceError):
         logger.warning("database unavailable: %s", exc)
         return Response(
-            error_body("dependency_unavailable", "the database is unavailable; retry later", {"dependency": "database"}),
+            error_body(
+                "dependency_unavailable", "the database is unavailable; retry later", {"dependency": "database"}
+            ),
             status=status.HTTP_503_SERVICE_UNAVAILABLE,
         )
     if isinstance(exc, IntegrityError):
         logger.info("integrity error: %s", exc)
-        return Response(error_body("conflict", "the change conflicts with stored data"), status=status.HTTP_409_CONFLICT)
+        return Response(
+            error_body("conflict", "the change conflicts with stored data"), status=status.HTTP_409_CONFLICT
+        )
     if isinstance(exc, DataError):
         return Response(error_body("invalid", f"a value does not fit: {exc}"[:300]), status=status.HTTP_400_BAD_REQUEST)
     logger.exception("unexpected error in %s", context.get("view"))
@@ -96,7 +100,9 @@ def json_server_error(request: HttpRequest) -> JsonResponse:
 
 def json_bad_request(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
     if isinstance(exception, RequestDataTooBig):
-        return JsonResponse(error_body("payload_too_large", "the request body is larger than the server accepts"), status=413)
+        return JsonResponse(
+            error_body("payload_too_large", "the request body is larger than the server accepts"), status=413
+        )
     return JsonResponse(error_body("bad_request", "the request could not be understood"), status=400)
 
 

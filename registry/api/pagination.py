@@ -37,7 +37,9 @@ class CursorPagination(pagination.CursorPagination):
         except ValueError:
             raise InvalidInput(f"page_size {raw!r} is not a number", details={"page_size": "not a number"}) from None
         if not 1 <= size <= self.max_page_size:
-            raise InvalidInput(f"page_size must be between 1 and {self.max_page_size}", details={"page_size": "out of range"})
+            raise InvalidInput(
+                f"page_size must be between 1 and {self.max_page_size}", details={"page_size": "out of range"}
+            )
         return size
 
     def get_paginated_response(self, data: Any) -> Response:

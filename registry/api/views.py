@@ -96,7 +96,11 @@ class ModelListView(ApiView):
         return ("name",)
 
     @extend_schema(
-        parameters=[OpenApiParameter("team", str), OpenApiParameter("search", str), OpenApiParameter("tag", str, many=True)],
+        parameters=[
+            OpenApiParameter("team", str),
+            OpenApiParameter("search", str),
+            OpenApiParameter("tag", str, many=True),
+        ],
         responses=ModelOut(many=True),
     )
     def get(self, request: Request) -> Response:
@@ -151,7 +155,8 @@ class VersionListView(ApiView):
         raw = request.query_params.get("ordering", "-version")
         if raw not in _VERSION_ORDERINGS:
             raise InvalidInput(
-                f"ordering {raw!r} is not one of {', '.join(_VERSION_ORDERINGS)}", details={"ordering": "unknown ordering"}
+                f"ordering {raw!r} is not one of {', '.join(_VERSION_ORDERINGS)}",
+                details={"ordering": "unknown ordering"},
             )
         return _VERSION_ORDERINGS[raw]
 
@@ -211,7 +216,12 @@ class VersionDownloadView(ApiView):
             for path, entry in sorted(found.manifest.items())
         ]
         return Response(
-            {"artifact_uri": found.artifact_uri, "digest": found.digest, "expires_in": expires if urls else None, "files": files}
+            {
+                "artifact_uri": found.artifact_uri,
+                "digest": found.digest,
+                "expires_in": expires if urls else None,
+                "files": files,
+            }
         )
 
 

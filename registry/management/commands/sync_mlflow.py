@@ -19,4 +19,6 @@ class Command(BaseCommand):
             self.stdout.write(f"imported {label}")
         for label, reason in report.failed.items():
             self.stderr.write(f"failed {label}: {reason}")
-        self.stdout.write(f"{report.models} models checked, {len(report.imported)} versions imported, {len(report.failed)} failed")
+        self.stdout.write(
+            f"{report.models} models checked, {len(report.imported)} versions imported, {len(report.failed)} failed"
+        )

@@ -1,0 +1,32 @@
+# ModelGate: `make run` starts the whole platform on this machine; `make test` runs the suite.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+PIP_INSTALL := $(PIP) install --quiet --disable-pip-version-check
+
+.PHONY: run test lint bench clean
+
+$(VENV)/.installed: requirements.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP_INSTALL) -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
+	$(PIP_INSTALL) -r requirements-dev.txt
+	touch $@
+
+# Creates the virtualenv, installs, migrates, seeds the demo, starts MLflow, the web
+# server (127.0.0.1:8000, PORT overrides) and a worker. Ctrl-C stops everything.
+run: $(VENV)/.installed
+	$(PY) manage.py run_embedded
+
+# Installs what the tests need and runs the whole suite.
+test: $(VENV)/.installed-dev
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed-dev
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf var test-output

@@ -1,0 +1,234 @@
+"""Registration against a real MLflow server (PostgreSQL store) and a real S3 endpoint."""
+
+from __future__ import annotations
+
+import hashlib
+import socket
+
+import mlflow
+import pytest
+import requests
+from django.core.management import call_command
+from mlflow.models import infer_signature
+from mlflow.tracking import MlflowClient
+from sklearn.datasets import load_breast_cancer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import f1_score
+
+from registry import storage
+from registry.errors import ArtifactIntegrityError
+from registry.models import ModelVersion
+
+pytestmark = [pytest.mark.services, pytest.mark.xdist_group("mlflow"), pytest.mark.django_db]
+
+
+def _trained_run(experiment: str = "fraud-training") -> str:
+    data = load_breast_cancer()
+    model = LogisticRegression(max_iter=5000).fit(data.data, data.target)
+    mlflow.set_experiment(experiment)
+    with mlflow.start_run() as run:
+        mlflow.log_param("C", 1.0)
+        mlflow.log_metric("f1", f1_score(data.target, model.predict(data.data)))
+        mlflow.sklearn.log_model(model, name="model", signature=infer_signature(data.data, model.predict(data.data)))
+    return run.info.run_id
+
+
+def _closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_run_logged_with_sklearn_is_registered_with_the_same_number_as_in_mlflow(live_services, owner, fraud_model):
+    run_id = _trained_run()
+
+    response = owner.client.post(f"/api/v1/models/{fraud_model.name}/versions/", {"run_id": run_id}, format="json")
+
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert body["version"] == 1
+    assert body["stage"] == "training"
+    assert len(body["digest"]) == 64
+    assert body["signature"]["inputs"][0]["type"] == "tensor"
+    assert body["metrics"]["f1"] > 0.9
+    assert body["metric_records"][0]["source"] == "run"
+    assert body["created_by"] == "owner"
+    in_mlflow = MlflowClient(live_services.url).get_model_version(fraud_model.name, "1")
+    assert in_mlflow.run_id == run_id
+    assert int(in_mlflow.version) == body["version"]
+
+
+def test_version_registered_straight_into_mlflow_appears_after_sync_once(live_services, owner, fraud_model):
+    run_id = _trained_run()
+    owner.client.post(f"/api/v1/models/{fraud_model.name}/versions/", {"run_id": run_id}, format="json")
+    second_run = _trained_run()
+    logged = MlflowClient(live_services.url).search_logged_models(
+        experiment_ids=[mlflow.get_run(second_run).info.experiment_id], filter_string=f"source_run_id = '{second_run}'"
+    )[0]
+    mlflow.register_model(f"models:/{logged.model_id}", fraud_model.name)
+
+    call_command("sync_mlflow")
+    call_command("sync_mlflow")
+
+    listed = owner.client.get(f"/api/v1/models/{fraud_model.name}/versions/").json()["results"]
+    assert [v["version"] for v in listed] == [2, 1]
+    assert listed[0]["run_id"] == second_run
+    assert listed[0]["created_by"] is None
+    assert len(listed[0]["digest"]) == 64
+    assert ModelVersion.objects.filter(model=fraud_model).count() == 2
+
+
+def test_alias_set_through_modelgate_resolves_in_mlflow(live_services, owner, fraud_model):
+    run_id = _trained_run()
+    owner.client.post(f"/api/v1/models/{fraud_model.name}/versions/", {"run_id": run_id}, format="json")
+
+    response = owner.client.put(f"/api/v1/models/{fraud_model.name}/aliases/candidate/", {"version": 1}, format="json")
+
+    assert response.status_code == 200, response.json()
+    assert response.json()["aliases"] == ["candidate"]
+    resolved = MlflowClient(live_services.url).get_model_version_by_alias(fraud_model.name, "candidate")
+    assert resolved.version == "1"
+    loaded = mlflow.pyfunc.load_model(f"models:/{fraud_model.name}@candidate")
+    assert len(loaded.predict(load_breast_cancer().data[:3])) == 3
+    assert owner.client.get(f"/api/v1/models/{fraud_model.name}/aliases/candidate/").json()["version"] == 1
+
+
+def test_champion_alias_cannot_be_moved_by_hand(live_services, owner, fraud_model):
+    owner.client.post(f"/api/v1/models/{fraud_model.name}/versions/", {"run_id": _trained_run()}, format="json")
+
+    response = owner.client.put(f"/api/v1/models/{fraud_model.name}/aliases/champion/", {"version": 1}, format="json")
+
+    assert response.status_code == 409
+    assert "stage transition" in response.json()["error"]["message"]
+
+
+def test_download_verifies_the_digest_and_a_corrupted_object_is_reported(
+    live_services, s3_endpoint, owner, fraud_model, tmp_path
+):
+    owner.client.post(f"/api/v1/models/{fraud_model.name}/versions/", {"run_id": _trained_run()}, format="json")
+    version = ModelVersion.objects.get(model=fraud_model, version=1)
+    assert owner.client.post(f"/api/v1/models/{fraud_model.name}/versions/1/verify/").json()["valid"] is True
+    files = owner.client.get(f"/api/v1/models/{fraud_model.name}/versions/1/download/").json()["files"]
+    mlmodel_file = next(f for f in files if f["path"] == "MLmodel")
+    assert hashlib.sha256(requests.get(mlmodel_file["url"], timeout=10).content).hexdigest() == mlmodel_file["sha256"]
+    assert (
+        storage.artifact_download(version.artifact_uri, version.manifest, tmp_path / "ok").joinpath("MLmodel").exists()
+    )
+
+    location = storage.parse_s3(version.artifact_uri)
+    s3_endpoint.client().put_object(Bucket=location.bucket, Key=f"{location.key.rstrip('/')}/MLmodel", Body=b"tampered")
+
+    report = owner.client.post(f"/api/v1/models/{fraud_model.name}/versions/1/verify/").json()
+    assert report["valid"] is False
+    assert report["changed"] == ["MLmodel"]
+    with pytest.raises(ArtifactIntegrityError) as raised:
+        storage.artifact_download(version.artifact_uri, version.manifest, tmp_path / "bad")
+    assert raised.value.details["changed"] == ["MLmodel"]
+    assert not (tmp_path / "bad" / "MLmodel").exists()
+
+
+def test_s3_down_during_registration_answers_503_and_a_retry_creates_exactly_one_version(
+    live_services, settings, owner, fraud_model
+):
+    run_id = _trained_run()
+    working_endpoint = settings.AWS_ENDPOINT_URL
+    settings.AWS_ENDPOINT_URL = f"http://127.0.0.1:{_closed_port()}"
+    headers = {"HTTP_IDEMPOTENCY_KEY": "ci-build-42"}
+    url = f"/api/v1/models/{fraud_model.name}/versions/"
+
+    down = owner.client.post(url, {"run_id": run_id}, format="json", **headers)
+
+    assert down.status_code == 503, down.json()
+    assert down.json()["error"]["details"]["dependency"] == "artifacts"
+    assert not ModelVersion.objects.filter(model=fraud_model).exists()
+    assert MlflowClient(live_services.url).search_model_versions(f"name = '{fraud_model.name}'") == []
+
+    settings.AWS_ENDPOINT_URL = working_endpoint
+    retried = owner.client.post(url, {"run_id": run_id}, format="json", **headers)
+    replayed = owner.client.post(url, {"run_id": run_id}, format="json", **headers)
+
+    assert retried.status_code == 201, retried.json()
+    assert replayed.status_code == 201
+    assert replayed["Idempotent-Replayed"] == "true"
+    assert replayed.json() == retried.json()
+    assert ModelVersion.objects.filter(model=fraud_model).count() == 1
+    assert len(MlflowClient(live_services.url).search_model_versions(f"name = '{fraud_model.name}'")) == 1
+
+
+def test_mlflow_down_during_registration_answers_503_and_writes_nothing(live_services, settings, owner, fraud_model):
+    run_id = _trained_run()
+    settings.MLFLOW_TRACKING_URI = f"http://127.0.0.1:{_closed_port()}"
+    url = f"/api/v1/models/{fraud_model.name}/versions/"
+
+    down = owner.client.post(url, {"run_id": run_id}, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+
+    assert down.status_code == 503, down.json()
+    assert down.json()["error"]["details"]["dependency"] == "mlflow"
+    assert not ModelVersion.objects.filter(model=fraud_model).exists()
+
+    settings.MLFLOW_TRACKING_URI = live_services.url
+    retried = owner.client.post(url, {"run_id": run_id}, format="json", HTTP_IDEMPOTENCY_KEY="k-1")
+    assert retried.status_code == 201
+    assert ModelVersion.objects.filter(model=fraud_model).count() == 1
+
+
+def test_a_retry_after_a_lost_response_adopts_the_mlflow_version_instead_of_creating_another(
+    live_services, monkeypatch, owner, fraud_model
+):
+    from registry import services
+    from registry.errors import DependencyUnavailable
+
+    run_id = _trained_run()
+    original = services._version_row_write
+
+    def database_blip(**kwargs):
+        raise DependencyUnavailable("database", "connection lost")
+
+    monkeypatch.setattr(services, "_version_row_write", database_blip)
+    url = f"/api/v1/models/{fraud_model.name}/versions/"
+    assert owner.client.post(url, {"run_id": run_id}, format="json", HTTP_IDEMPOTENCY_KEY="k-2").status_code == 503
+    monkeypatch.setattr(services, "_version_row_write", original)
+
+    retried = owner.client.post(url, {"run_id": run_id}, format="json", HTTP_IDEMPOTENCY_KEY="k-2")
+
+    assert retried.status_code == 201
+    assert retried.json()["version"] == 1
+    assert len(MlflowClient(live_services.url).search_model_versions(f"name = '{fraud_model.name}'")) == 1
+
+
+def test_unknown_run_id_is_a_400_naming_the_run(live_services, owner, fraud_model):
+    response = owner.client.post(
+        f"/api/v1/models/{fraud_model.name}/versions/", {"run_id": "0123456789abcdef0123456789abcdef"}, format="json"
+    )
+
+    assert response.status_code == 400
+    assert "0123456789abcdef0123456789abcdef" in response.json()["error"]["message"]
+
+
+def test_a_model_directory_on_s3_is_registered_from_its_source_uri(
+    live_services, s3_endpoint, owner, fraud_model, tmp_path
+):
+    data = load_breast_cancer()
+    local = tmp_path / "exported"
+    mlflow.sklearn.save_model(LogisticRegression(max_iter=5000).fit(data.data, data.target), str(local))
+    uri = storage.upload_directory(local, f"s3://{s3_endpoint.bucket('modelgate')}/exports/fraud-1")
+
+    response = owner.client.post(f"/api/v1/models/{fraud_model.name}/versions/", {"source": uri}, format="json")
+
+    assert response.status_code == 201, response.json()
+    assert response.json()["source"] == uri
+    assert MlflowClient(live_services.url).get_model_version(fraud_model.name, "1").source == uri
+
+
+def test_a_local_model_directory_is_imported_into_mlflow_and_registered(live_services, owner, fraud_model, tmp_path):
+    data = load_breast_cancer()
+    local = tmp_path / "exported"
+    mlflow.sklearn.save_model(LogisticRegression(max_iter=5000).fit(data.data, data.target), str(local))
+
+    response = owner.client.post(f"/api/v1/models/{fraud_model.name}/versions/", {"source": str(local)}, format="json")
+
+    assert response.status_code == 201, response.json()
+    body = response.json()
+    assert body["artifact_uri"].startswith("s3://")
+    assert body["run_id"]
+    assert owner.client.post(f"/api/v1/models/{fraud_model.name}/versions/1/verify/").json()["valid"] is True
