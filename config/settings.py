@@ -195,7 +195,13 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_DEFAULT_QUEUE = "modelgate"
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# Redis redelivers an unacknowledged task after the visibility timeout; it must outlast
+# the longest job, or a running job would be handed to a second worker.
+CELERY_BROKER_TRANSPORT_OPTIONS = (
+    {"visibility_timeout": env.integer("MODELGATE_BROKER_VISIBILITY_TIMEOUT", 6 * 3600, minimum=60)}
+    if CELERY_BROKER_URL.startswith(("redis", "rediss"))
+    else {}
+)
 CELERY_TASK_ALWAYS_EAGER = env.boolean("CELERY_TASK_ALWAYS_EAGER", default=False)
 # Every periodic schedule of the platform, in one place.
 CELERY_BEAT_SCHEDULE = {
