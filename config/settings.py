@@ -59,6 +59,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "registry.request_context.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -209,6 +210,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "registry.sync_mlflow",
         "schedule": timedelta(seconds=env.integer("MODELGATE_MLFLOW_SYNC_SECONDS", 300, minimum=10)),
     },
+    "lifecycle.relay_outbox": {
+        "task": "lifecycle.relay_outbox",
+        "schedule": timedelta(seconds=env.integer("MODELGATE_OUTBOX_RELAY_SECONDS", 30, minimum=1)),
+    },
     "registry.purge_idempotency_keys": {
         "task": "registry.purge_idempotency_keys",
         "schedule": crontab(minute=17),
@@ -218,6 +223,12 @@ CELERY_BEAT_SCHEDULE = {
 # --- API behaviour ------------------------------------------------------------------
 MODELGATE_IDEMPOTENCY_TTL = timedelta(hours=24)
 MODELGATE_TOKEN_TOUCH_INTERVAL = timedelta(seconds=60)
+# Outbox and webhooks: retries back off exponentially from the base, up to the maximum,
+# and are given up on (dead-lettered, re-sendable) after the number of attempts.
+MODELGATE_OUTBOX_BACKOFF_SECONDS = env.number("MODELGATE_OUTBOX_BACKOFF_SECONDS", 5.0, minimum=0)
+MODELGATE_OUTBOX_BACKOFF_MAX_SECONDS = env.number("MODELGATE_OUTBOX_BACKOFF_MAX_SECONDS", 3600.0, minimum=0)
+MODELGATE_OUTBOX_MAX_ATTEMPTS = env.integer("MODELGATE_OUTBOX_MAX_ATTEMPTS", 8, minimum=1)
+MODELGATE_WEBHOOK_TIMEOUT_SECONDS = env.number("MODELGATE_WEBHOOK_TIMEOUT_SECONDS", 10.0, minimum=0.1)
 
 LOGGING = {
     "version": 1,

@@ -15,7 +15,7 @@ from django.db.models import Count, Exists, OuterRef, Prefetch, Q, QuerySet
 
 from registry.choices import STAGE_ALIASES, Stage
 from registry.errors import InvalidInput, NotFound
-from registry.models import Alias, Dataset, ModelTag, ModelVersion, RegisteredModel, VersionMetric, VersionTag
+from registry.models import Alias, Dataset, ModelTag, ModelVersion, RegisteredModel, Team, VersionMetric, VersionTag
 from registry.permissions import datasets_visible_to, models_visible_to
 
 User = AbstractBaseUser | AnonymousUser
@@ -181,3 +181,11 @@ def dataset_get(*, user: User, pk: int | str) -> Dataset:
     if dataset is None:
         raise NotFound(f"no dataset {pk!r}")
     return dataset
+
+
+def team_get(*, name: str) -> Team:
+    """A team by name; an unknown team is bad input from the caller (it names it)."""
+    team = Team.objects.filter(name=name).first()
+    if team is None:
+        raise InvalidInput(f"no team named {name!r}", details={"team": "unknown team"})
+    return team

@@ -317,7 +317,10 @@ def model_update(
     if "policy" in changes:
         require_role(actor, model.team, Role.APPROVER, action="changing a model's policy")
     with transaction.atomic():
-        locked = RegisteredModel.objects.select_for_update().select_related("team", "dataset").get(pk=model.pk)
+        # of=("self",): PostgreSQL refuses FOR UPDATE on the nullable side of the dataset join.
+        locked = (
+            RegisteredModel.objects.select_for_update(of=("self",)).select_related("team", "dataset").get(pk=model.pk)
+        )
         before = model_snapshot(locked)
         if "description" in changes:
             locked.description = str(changes["description"] or "")
@@ -685,3 +688,24 @@ def alias_delete(*, actor: AbstractBaseUser, model: RegisteredModel, name: str) 
         _changed("alias.delete", actor=actor, target=alias, before={"version": alias.version.version}, after=None)
         alias.delete()
         mlflow_gateway.alias_delete(model.name, name)
+
+
+def alias_point(*, model: RegisteredModel, name: str, version: ModelVersion | None) -> None:
+    """Move or remove an alias in ModelGate's tables only, inside the caller's transaction.
+
+    Used by stage changes, which mirror the move to MLflow through the outbox
+    (``alias_mirror``) after commit instead of calling MLflow while holding locks.
+    """
+    if version is None:
+        Alias.objects.filter(model=model, name=name).delete()
+    else:
+        Alias.objects.update_or_create(model=model, name=name, defaults={"version": version})
+
+
+def alias_mirror(*, model_name: str, alias: str) -> None:
+    """Make MLflow's alias match ModelGate's current one (idempotent, order-independent)."""
+    current = Alias.objects.filter(model__name=model_name, name=alias).select_related("version").first()
+    if current is None:
+        mlflow_gateway.alias_delete(model_name, alias)
+    else:
+        mlflow_gateway.alias_set(model_name, alias, current.version.version)

@@ -8,6 +8,7 @@ from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions, permissions
 from rest_framework.request import Request
 
+from registry import request_context
 from registry.choices import TokenScope
 from registry.errors import Forbidden
 from registry.models import ApiToken
@@ -33,6 +34,7 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
             token = api_token_authenticate(credentials)
         except Forbidden as exc:
             raise exceptions.AuthenticationFailed(exc.message) from exc
+        request_context.token_used(token.prefix)
         return token.user, token
 
     def authenticate_header(self, request: Request) -> str:

@@ -1,0 +1,31 @@
+"""Routes of the lifecycle's part of API v1 (mounted under ``/api/v1/``)."""
+
+from django.urls import path
+
+from lifecycle.api import views
+
+urlpatterns = [
+    path(
+        "models/<str:name>/versions/<int:version>/transitions/",
+        views.TransitionRequestView.as_view(),
+        name="transition-request",
+    ),
+    path("models/<str:name>/rollback/", views.RollbackView.as_view(), name="model-rollback"),
+    path("models/<str:name>/history/", views.HistoryView.as_view(), name="model-history"),
+    path("transitions/", views.TransitionListView.as_view(), name="transition-list"),
+    path("transitions/<int:pk>/", views.TransitionDetailView.as_view(), name="transition-detail"),
+    path("transitions/<int:pk>/approve/", views.TransitionApproveView.as_view(), name="transition-approve"),
+    path("transitions/<int:pk>/reject/", views.TransitionRejectView.as_view(), name="transition-reject"),
+    path("transitions/<int:pk>/recheck/", views.TransitionRecheckView.as_view(), name="transition-recheck"),
+    path("transitions/<int:pk>/cancel/", views.TransitionCancelView.as_view(), name="transition-cancel"),
+    path("audit/", views.AuditListView.as_view(), name="audit-list"),
+    path("audit/verify/", views.AuditVerifyView.as_view(), name="audit-verify"),
+    path("webhooks/", views.WebhookListView.as_view(), name="webhook-list"),
+    path("webhooks/<int:pk>/", views.WebhookDetailView.as_view(), name="webhook-detail"),
+    path("webhooks/<int:pk>/deliveries/", views.WebhookDeliveriesView.as_view(), name="webhook-deliveries"),
+    path(
+        "webhooks/<int:pk>/deliveries/<uuid:delivery_id>/resend/",
+        views.DeliveryResendView.as_view(),
+        name="webhook-delivery-resend",
+    ),
+]

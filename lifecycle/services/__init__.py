@@ -1,0 +1,1 @@
+"""Every write of the lifecycle app, one module per concern."""

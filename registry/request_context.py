@@ -1,0 +1,52 @@
+"""Correlation data of the request being served (request id, API token prefix), kept
+in a context variable so that audit records can name them.
+
+This is metadata for the record, never an authority: who acts is always passed to
+services explicitly as ``actor``.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from django.http import HttpRequest, HttpResponse
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    request_id: str = ""
+    token_prefix: str = ""
+
+
+_current: contextvars.ContextVar[RequestContext] = contextvars.ContextVar("modelgate_request", default=RequestContext())
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+def current() -> RequestContext:
+    return _current.get()
+
+
+def token_used(prefix: str) -> None:
+    _current.set(replace(_current.get(), token_prefix=prefix))
+
+
+class RequestIdMiddleware:
+    """Takes ``X-Request-ID`` from the caller (or makes one) and echoes it back."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        given = request.headers.get("X-Request-ID", "")
+        request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        token = _current.set(RequestContext(request_id=request_id))
+        try:
+            response = self.get_response(request)
+        finally:
+            _current.reset(token)
+        response["X-Request-ID"] = request_id
+        return response
