@@ -214,11 +214,45 @@ CELERY_BEAT_SCHEDULE = {
         "task": "lifecycle.relay_outbox",
         "schedule": timedelta(seconds=env.integer("MODELGATE_OUTBOX_RELAY_SECONDS", 30, minimum=1)),
     },
+    "lifecycle.schedule_jobs": {
+        "task": "lifecycle.schedule_jobs",
+        "schedule": timedelta(seconds=env.integer("MODELGATE_SCHEDULE_SECONDS", 10, minimum=1)),
+    },
+    "lifecycle.reap_jobs": {
+        "task": "lifecycle.reap_jobs",
+        "schedule": timedelta(seconds=env.integer("MODELGATE_REAP_SECONDS", 15, minimum=1)),
+    },
     "registry.purge_idempotency_keys": {
         "task": "registry.purge_idempotency_keys",
         "schedule": crontab(minute=17),
     },
 }
+
+# --- Jobs and workers ---------------------------------------------------------------
+MODELGATE_SCHEDULER_STRATEGY = env.string("MODELGATE_SCHEDULER_STRATEGY", "least_loaded")
+if MODELGATE_SCHEDULER_STRATEGY not in {"static", "round_robin", "least_loaded", "min_completion_time", "capability", "cost"}:
+    raise ImproperlyConfigured(f"MODELGATE_SCHEDULER_STRATEGY={MODELGATE_SCHEDULER_STRATEGY!r} is not a known strategy")
+# Per-strategy configuration, e.g. {"static": {"assignments": {"fraud": ["gpu-a"]}}}.
+MODELGATE_SCHEDULER_CONFIG: dict = {}
+MODELGATE_JOB_DIR = env.string("MODELGATE_JOB_DIR", str(VAR_DIR / "jobs"))
+MODELGATE_JOB_LEASE_SECONDS = env.integer("MODELGATE_JOB_LEASE_SECONDS", 60, minimum=2)
+MODELGATE_JOB_DISPATCH_TIMEOUT_SECONDS = env.integer("MODELGATE_JOB_DISPATCH_TIMEOUT_SECONDS", 120, minimum=2)
+MODELGATE_JOB_CANCEL_GRACE_SECONDS = env.number("MODELGATE_JOB_CANCEL_GRACE_SECONDS", 10.0, minimum=0)
+MODELGATE_WORKER_HEARTBEAT_SECONDS = env.number("MODELGATE_WORKER_HEARTBEAT_SECONDS", 10.0, minimum=0.2)
+MODELGATE_WORKER_HEARTBEAT_TIMEOUT_SECONDS = env.number("MODELGATE_WORKER_HEARTBEAT_TIMEOUT_SECONDS", 45.0, minimum=1)
+# Read by the worker process itself (lifecycle/jobs/inventory.py); named here for deploy files.
+for _worker_name in (
+    "MODELGATE_WORKER_NAME",
+    "MODELGATE_WORKER_POOL",
+    "MODELGATE_WORKER_SLOTS",
+    "MODELGATE_WORKER_GPUS",
+    "MODELGATE_WORKER_LABELS",
+    "MODELGATE_WORKER_COST_PER_HOUR",
+    "MODELGATE_WORKER_CPUS",
+    "MODELGATE_WORKER_MEMORY_MB",
+    "MODELGATE_WORKER_ADDRESS",
+):
+    env.raw(_worker_name)
 
 # --- API behaviour ------------------------------------------------------------------
 MODELGATE_IDEMPOTENCY_TTL = timedelta(hours=24)

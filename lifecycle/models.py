@@ -193,3 +193,13 @@ class WebhookDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.delivery_id} to {self.webhook_id} ({self.status})"
+
+
+# Job models live in their subsystem and belong to this app.
+from lifecycle.jobs.models import (  # noqa: E402,F401
+    Job,
+    JobLogChunk,
+    PoolQuota,
+    ResourcePool,
+    Worker,
+)

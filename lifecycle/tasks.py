@@ -12,3 +12,9 @@ def relay_outbox() -> dict[str, int]:
     """Deliver due outbox rows (kicked after each commit, and scheduled in settings)."""
     report = outbox_relay()
     return {"aliases": report.aliases, "delivered": report.delivered, "failed": report.failed, "dead": report.dead}
+
+
+# Job tasks and the job worker's start-up hooks live with the jobs subsystem; importing
+# them here is what lets Celery's autodiscovery find them.
+from lifecycle.jobs import tasks as job_tasks  # noqa: E402,F401
+from lifecycle.jobs import worker as job_worker  # noqa: E402,F401

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from lifecycle.api import views
+from lifecycle.api import jobs, views
 
 urlpatterns = [
     path(
@@ -18,6 +18,12 @@ urlpatterns = [
     path("transitions/<int:pk>/reject/", views.TransitionRejectView.as_view(), name="transition-reject"),
     path("transitions/<int:pk>/recheck/", views.TransitionRecheckView.as_view(), name="transition-recheck"),
     path("transitions/<int:pk>/cancel/", views.TransitionCancelView.as_view(), name="transition-cancel"),
+    path("jobs/", jobs.JobListView.as_view(), name="job-list"),
+    path("jobs/<int:pk>/", jobs.JobDetailView.as_view(), name="job-detail"),
+    path("jobs/<int:pk>/cancel/", jobs.JobCancelView.as_view(), name="job-cancel"),
+    path("jobs/<int:pk>/logs/", jobs.JobLogsView.as_view(), name="job-logs"),
+    path("workers/", jobs.WorkerListView.as_view(), name="worker-list"),
+    path("pools/", jobs.PoolListView.as_view(), name="pool-list"),
     path("audit/", views.AuditListView.as_view(), name="audit-list"),
     path("audit/verify/", views.AuditVerifyView.as_view(), name="audit-verify"),
     path("webhooks/", views.WebhookListView.as_view(), name="webhook-list"),

@@ -1,0 +1,1 @@
+"""Jobs on GPU hosts: specs, worker inventory, the runner, and their services."""
