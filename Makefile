@@ -21,8 +21,14 @@ $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt
 run: $(VENV)/.installed
 	$(PY) manage.py run_embedded
 
-# Installs what the tests need and runs the whole suite.
-test: $(VENV)/.installed-dev
+$(VENV)/.installed-train: $(VENV)/.installed requirements-train.txt
+	$(PIP_INSTALL) -r requirements-train.txt
+	touch $@
+
+# Installs what the tests need (with TRAIN_EXTRAS=1 also torch, for the torchrun test)
+# and runs the whole suite.
+TEST_DEPS := $(VENV)/.installed-dev $(if $(TRAIN_EXTRAS),$(VENV)/.installed-train)
+test: $(TEST_DEPS)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-dev

@@ -151,7 +151,10 @@ class HistoryView(ApiView):
         if raw is None:
             qs = selectors.production_history(model=model)
             return self.paginate(request, qs, lambda page: ProductionRecordOut(page, many=True).data)
-        at = parse_datetime(raw.replace(" ", "+"))
+        try:
+            at = parse_datetime(raw.replace(" ", "+"))
+        except ValueError:  # well formed but impossible, e.g. February 30th
+            at = None
         if at is None or at.tzinfo is None:
             raise InvalidInput(
                 f"at={raw!r} is not an ISO 8601 timestamp with a time zone (e.g. 2026-01-31T12:00:00Z)",

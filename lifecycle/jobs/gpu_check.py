@@ -93,15 +93,20 @@ def main() -> int:
     smi = inventory._from_nvidia_smi()
     report["nvml"] = [g.__dict__ for g in nvml or ()]
     report["nvidia_smi"] = [g.__dict__ for g in smi or ()]
-    report["inventory_matches"] = bool(nvml) and [(g.index, g.name, g.uuid) for g in nvml] == [
-        (g.index, g.name, g.uuid) for g in smi or ()
-    ] and all(abs(a.memory_mb - b.memory_mb) <= 1 for a, b in zip(nvml, smi or (), strict=False))
+    report["inventory_matches"] = (
+        bool(nvml)
+        and [(g.index, g.name, g.uuid) for g in nvml] == [(g.index, g.name, g.uuid) for g in smi or ()]
+        and all(abs(a.memory_mb - b.memory_mb) <= 1 for a, b in zip(nvml, smi or (), strict=False))
+    )
     report["worker_inventory"] = inventory.detect({}).to_dict()
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         report["one_gpu_job"] = _launch(1, {"resources": {"gpus": 1}}, TRAIN_ON_GPU, workdir)
         report["torchrun_nccl_job"] = _launch(
-            2, {"resources": {"gpus": 1}, "parallelism": {"mode": "data", "processes_per_node": 1}}, NCCL_ALL_REDUCE, workdir
+            2,
+            {"resources": {"gpus": 1}, "parallelism": {"mode": "data", "processes_per_node": 1}},
+            NCCL_ALL_REDUCE,
+            workdir,
         )
     one = report["one_gpu_job"]
     ok = (

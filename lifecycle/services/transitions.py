@@ -131,8 +131,14 @@ def _evaluate(transition: Transition, now: datetime) -> str:
     return rules.overall_status(results)
 
 
-def _decide(transition: Transition, *, actor: AbstractBaseUser | None, now: datetime) -> Transition:
-    """Evaluate the gates and move the transition on: applied, pending or blocked."""
+def _decide(
+    transition: Transition, *, actor: AbstractBaseUser | None, now: datetime, requested: bool = False
+) -> Transition:
+    """Evaluate the gates and move the transition on: applied, pending or blocked.
+
+    Publishes ``transition.requested`` for a new request (with its gates), then
+    ``transition.applied`` or ``transition.blocked``; staying or becoming pending is no
+    event of its own (``transition.pending`` is not an event type webhooks can name)."""
     outcome = _evaluate(transition, now)
     if outcome == "passed":
         current_stage = ModelVersion.objects.filter(pk=transition.version_id).values_list("stage", flat=True).get()
@@ -162,11 +168,16 @@ def _decide(transition: Transition, *, actor: AbstractBaseUser | None, now: date
         failed = [f"{g['rule']}: {g['detail']}" for g in transition.gates if g["status"] == "failed"]
         transition.status_detail = "blocked by " + "; ".join(failed)
     transition.save()
-    event_publish(
-        team=transition.model.team,
-        event_type=f"transition.{transition.status}",
-        data=transition_payload(transition),
-    )
+    if requested:
+        event_publish(
+            team=transition.model.team, event_type="transition.requested", data=transition_payload(transition)
+        )
+    if transition.status != TransitionStatus.PENDING:
+        event_publish(
+            team=transition.model.team,
+            event_type=f"transition.{transition.status}",
+            data=transition_payload(transition),
+        )
     return transition
 
 
@@ -221,7 +232,7 @@ def transition_request(*, version: ModelVersion, to: str, reason: str, actor: Ab
             after={"version": version.version, "from": version.stage, "to": to},
             reason=reason,
         )
-        return _decide(transition, actor=actor, now=now)
+        return _decide(transition, actor=actor, now=now, requested=True)
 
 
 def _lock_transition(transition: Transition) -> Transition:

@@ -31,6 +31,9 @@ class Command(BaseCommand):
         parser.add_argument("--labels", default=os.environ.get("MODELGATE_WORKER_LABELS", ""), help="e.g. zone=eu")
         parser.add_argument("--cost-per-hour", default=os.environ.get("MODELGATE_WORKER_COST_PER_HOUR", "0"))
         parser.add_argument("--scheduler", action="store_true", help="also run scheduling, reaping and relays")
+        parser.add_argument(
+            "--beat", metavar="SCHEDULE_FILE", help="also run the periodic scheduler (one per platform)"
+        )
         parser.add_argument("--loglevel", default="INFO")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -81,4 +84,6 @@ class Command(BaseCommand):
             "--loglevel",
             options["loglevel"],
         ]
+        if options["beat"]:
+            argv += ["--beat", "--schedule", options["beat"]]
         os.execvpe(argv[0], argv, env)
