@@ -1,0 +1,59 @@
+"""Which buttons and forms a page offers to whom.
+
+Display only: every action is checked again by the service it calls, so a forged
+request is refused whatever the page showed. The roles come from
+``registry.permissions``, the one place that knows them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+
+from lifecycle.choices import OPEN_TRANSITION_STATUSES, TransitionStatus
+from lifecycle.models import Transition
+from registry.choices import STAGE_TRANSITIONS, Role, Stage
+from registry.models import ModelVersion, Team
+from registry.permissions import has_role
+
+User = AbstractBaseUser | AnonymousUser
+
+
+def transitions_with_actions(user: User, transitions: Iterable[Transition]) -> list[Transition]:
+    """The transitions, each with ``mine``, ``my_decision``, ``can_decide``, ``can_approve``,
+    ``can_cancel`` and ``can_recheck`` set for this user."""
+    annotated = []
+    for transition in transitions:
+        team = transition.model.team_id
+        is_open = transition.status in OPEN_TRANSITION_STATUSES
+        mine = transition.requested_by_id == user.pk
+        my_decision = next((d.decision for d in transition.decisions.all() if d.user_id == user.pk), None)
+        already = my_decision is not None
+        transition.mine = mine
+        transition.my_decision = my_decision
+        transition.can_decide = is_open and not mine and not already and has_role(user, team, Role.APPROVER)
+        # Approving a blocked request cannot unblock it: its failed gates must be fixed and rechecked.
+        transition.can_approve = transition.can_decide and transition.status == TransitionStatus.PENDING
+        transition.can_cancel = is_open and (mine or has_role(user, team, Role.ADMIN))
+        transition.can_recheck = is_open and has_role(user, team, Role.DEVELOPER)
+        annotated.append(transition)
+    return annotated
+
+
+def can_request_transition(user: User, team: Team | int) -> bool:
+    return has_role(user, team, Role.DEVELOPER)
+
+
+def can_roll_back(user: User, team: Team | int) -> bool:
+    return has_role(user, team, Role.APPROVER)
+
+
+def requestable_stages(version: ModelVersion) -> list[tuple[str, str]]:
+    """Stages the version may be asked to move to from where it is, in lifecycle order."""
+    allowed = STAGE_TRANSITIONS.get(version.stage, frozenset())
+    if version.stage == Stage.PRODUCTION:
+        # transition_request refuses this one: production is archived only by promoting
+        # a replacement or by a rollback (the model page's rollback form).
+        allowed = allowed - {Stage.ARCHIVED}
+    return [(value, label) for value, label in Stage.choices if value in allowed]

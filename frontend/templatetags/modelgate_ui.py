@@ -1,0 +1,119 @@
+"""Small renderers shared by the UI's templates: timestamps, stage badges, gate icons,
+numbers, digests and pagination links."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+from django import template
+from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.safestring import SafeString
+from django.utils.timesince import timesince
+
+from registry.choices import Stage
+
+register = template.Library()
+
+_STAGE_LABELS = dict(Stage.choices)
+_GATE_ICONS = {"passed": ("✓", "passed"), "failed": ("✗", "failed"), "waiting": ("…", "waiting")}
+
+
+@register.filter
+def timestamp(value: datetime | None) -> SafeString | str:
+    """``<time>`` in UTC; ``app.js`` rewrites the text in the viewer's local time and
+    keeps UTC in the title, shown on hover."""
+    if value is None:
+        return "—"
+    utc = value.astimezone(UTC) if timezone.is_aware(value) else value.replace(tzinfo=UTC)
+    text = utc.strftime("%Y-%m-%d %H:%M:%S UTC")
+    return format_html('<time datetime="{}" title="{}">{}</time>', utc.isoformat(), text, text)
+
+
+@register.filter
+def age(value: datetime | None) -> str:
+    """How long ago, in words: "just now", "3 hours, 2 minutes ago"."""
+    if value is None:
+        return "—"
+    if (timezone.now() - value).total_seconds() < 60:
+        return "just now"
+    return f"{timesince(value)} ago"
+
+
+@register.filter
+def stage_badge(stage: str | None) -> SafeString | str:
+    if not stage:
+        return "—"
+    return format_html('<span class="badge stage-{}">{}</span>', stage, _STAGE_LABELS.get(stage, stage))
+
+
+@register.filter
+def status_badge(status: str | None) -> SafeString | str:
+    if not status:
+        return "—"
+    return format_html('<span class="badge status-{}">{}</span>', status, status.replace("_", " "))
+
+
+@register.filter
+def gate_icon(status: str) -> SafeString:
+    icon, label = _GATE_ICONS.get(status, ("?", status))
+    return format_html(
+        '<span class="gate-icon gate-{}" aria-label="{}" title="{}">{}</span>', status, label, label, icon
+    )
+
+
+@register.filter
+def rule_label(rule: str) -> str:
+    """``beats_champion`` → ``Beats champion``."""
+    return rule.replace("_", " ").capitalize() if rule else ""
+
+
+@register.filter
+def metric(value: float | None) -> str:
+    """A metric value with enough digits to tell close values apart."""
+    if value is None:
+        return "—"
+    if not math.isfinite(value):
+        return str(value)
+    return f"{value:.6g}"
+
+
+@register.filter
+def signed(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return ("+" if value > 0 else "") + f"{value:.4g}"
+
+
+@register.filter
+def short_digest(value: str | None) -> SafeString | str:
+    if not value:
+        return "—"
+    return format_html('<code title="{}">{}…</code>', value, value[:12]) if len(value) > 12 else value
+
+
+@register.filter
+def compact_json(value: Any) -> str:
+    if value is None:
+        return ""
+    return json.dumps(value, cls=DjangoJSONEncoder, sort_keys=True, ensure_ascii=False)
+
+
+@register.filter
+def mlflow_run_url(run_id: str) -> str:
+    """The run's page in MLflow's UI, or "" when no UI address is configured."""
+    base = (settings.MLFLOW_UI_URL or "").rstrip("/")
+    return f"{base}/#/runs/{run_id}" if base and run_id else ""
+
+
+@register.simple_tag(takes_context=True)
+def page_url(context: template.Context, param: str, number: int) -> str:
+    """The current URL's query string with one page parameter changed."""
+    query = context["request"].GET.copy()
+    query[param] = str(number)
+    return "?" + query.urlencode()

@@ -1,0 +1,32 @@
+"""Routes of the web UI (mounted at the site root, after the API's)."""
+
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from frontend import views
+
+app_name = "frontend"
+
+urlpatterns = [
+    path("", views.inbox, name="inbox"),
+    path(
+        "login/",
+        auth_views.LoginView.as_view(template_name="frontend/login.html", redirect_authenticated_user=True),
+        name="login",
+    ),
+    path("logout/", auth_views.LogoutView.as_view(next_page="frontend:login"), name="logout"),
+    path("models/", views.model_list, name="model-list"),
+    path("models/<str:name>/", views.model_detail, name="model-detail"),
+    path("models/<str:name>/rollback/", views.model_rollback, name="model-rollback"),
+    path("models/<str:name>/versions/<int:number>/", views.version_detail, name="version-detail"),
+    path(
+        "models/<str:name>/versions/<int:number>/transitions/",
+        views.transition_request,
+        name="transition-request",
+    ),
+    path("transitions/<int:pk>/approve/", views.transition_approve, name="transition-approve"),
+    path("transitions/<int:pk>/reject/", views.transition_reject, name="transition-reject"),
+    path("transitions/<int:pk>/cancel/", views.transition_cancel, name="transition-cancel"),
+    path("transitions/<int:pk>/recheck/", views.transition_recheck, name="transition-recheck"),
+    path("audit/", views.audit, name="audit"),
+]

@@ -1,0 +1,188 @@
+"""The web UI in a real browser: Debian's Chromium driven by Playwright against a live
+server. Each test leaves full-page screenshots under ``test-output/screenshots/``."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lifecycle.services.transitions import transition_approve
+from registry.choices import Stage
+from tests.conftest import Actor, require_service
+from tests.frontend.conftest import Story, password_of, story_create
+
+# Playwright's sync API runs an event loop in this thread; the ORM calls that set up and
+# check each test are still plain synchronous calls.
+os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+pytestmark = [pytest.mark.xdist_group("browser"), pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    require_service("Chromium", CHROMIUM.exists())
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, live_server) -> Iterator[object]:
+    # A time zone away from UTC shows that timestamps are rewritten to the viewer's.
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, timezone_id="Asia/Tokyo", locale="en-GB")
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def screenshots(output_dir: Path) -> Path:
+    directory = output_dir / "screenshots"
+    directory.mkdir(parents=True, exist_ok=True)
+    return directory
+
+
+@pytest.fixture
+def live_story(transactional_db, owner: Actor, approver: Actor) -> Story:
+    return story_create(owner=owner, approver=approver)
+
+
+def log_in(page, base_url: str, actor: Actor, *, screenshot: Path | None = None) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(f"{base_url}/")
+    expect(page).to_have_url(re.compile(r"/login/\?next=/$"))
+    if screenshot is not None:
+        page.screenshot(path=str(screenshot), full_page=True)
+    page.get_by_label("User name").fill(actor.user.get_username())
+    page.get_by_label("Password").fill(password_of(actor))
+    page.get_by_role("button", name="Log in").click()
+    expect(page.get_by_role("heading", name="Approvals")).to_be_visible()
+
+
+def test_approver_reads_the_gates_and_approves_from_the_inbox(
+    page, live_server, live_story: Story, approver: Actor, screenshots: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    log_in(page, live_server.url, approver)
+    card = page.locator(f"#transition-{live_story.pending.pk}")
+    expect(card).to_contain_text("better recall on Q3 data")
+    gates = card.locator(".gates li")
+    expect(gates).to_have_count(3)
+    expect(gates.nth(0)).to_contain_text("f1 = 0.93 on dataset dddddd… meets the threshold >= 0.8")
+    expect(gates.nth(1)).to_contain_text("f1 = 0.93 vs champion 0.9")
+    expect(gates.nth(1)).to_contain_text("improvement +0.03")
+    expect(gates.nth(2)).to_contain_text("0 of 1 approval")
+    expect(card.locator(".gate-icon")).to_have_text(["✓", "✓", "…"])
+    # Local time for the reader, UTC on hover.
+    stamp = card.locator("time").first
+    assert stamp.get_attribute("title").endswith(" UTC")
+    assert "UTC" not in stamp.inner_text()
+    page.screenshot(path=str(screenshots / "inbox-approver.png"), full_page=True)
+
+    card.get_by_label("Comment").fill("Recall gain confirmed on the Q3 holdout")
+    card.get_by_role("button", name="Approve").click()
+    expect(page.locator(".message-success")).to_contain_text(
+        f"Approved request #{live_story.pending.pk}: fraud-detector v2 is now in production."
+    )
+    expect(page.locator(f"#transition-{live_story.pending.pk}")).to_have_count(0)
+
+    page.get_by_role("link", name="Models").click()
+    page.get_by_role("link", name="fraud-detector").click()
+    production = page.locator(".stage-card").filter(has_text="Production")
+    expect(production).to_contain_text("v2")
+    expect(page.locator("#timeline-title + .table-wrap")).to_contain_text("Recall gain confirmed on the Q3 holdout")
+    page.screenshot(path=str(screenshots / "model-after-approval.png"), full_page=True)
+    live_story.v2.refresh_from_db()
+    assert live_story.v2.stage == Stage.PRODUCTION
+
+
+def test_requester_gets_no_approve_button(
+    page, live_server, live_story: Story, owner: Actor, screenshots: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    log_in(page, live_server.url, owner, screenshot=screenshots / "login.png")
+    card = page.locator(f"#transition-{live_story.pending.pk}")
+    expect(card).to_contain_text("your request")
+    expect(card.get_by_role("button", name="Approve")).to_have_count(0)
+    expect(card.get_by_role("button", name="Reject")).to_have_count(0)
+    expect(card.get_by_role("button", name="Cancel your request")).to_be_visible()
+    page.screenshot(path=str(screenshots / "inbox-requester.png"), full_page=True)
+    # The same page on a phone-sized window still reads top to bottom.
+    page.set_viewport_size({"width": 390, "height": 844})
+    expect(card.get_by_role("button", name="Cancel your request")).to_be_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.screenshot(path=str(screenshots / "inbox-requester-narrow.png"), full_page=True)
+
+
+def test_approver_rolls_back_from_the_model_page(
+    page, live_server, live_story: Story, approver: Actor, screenshots: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    transition_approve(transition=live_story.pending, actor=approver.user, comment="ship it")
+    log_in(page, live_server.url, approver)
+    page.goto(f"{live_server.url}/models/fraud-detector/")
+    rollback = page.locator("section.rollback")
+    expect(rollback.get_by_label("Back to")).to_contain_text("v1")
+    rollback.get_by_label("Reason (required)").fill("v2 floods the manual review queue")
+    rollback.get_by_role("button", name="Roll back").click()
+    expect(page.locator(".message-success")).to_contain_text(
+        "Rolled back fraud-detector: rolled back from v2 to v1; v1 is now in production."
+    )
+    expect(page.locator(".stage-card").filter(has_text="Production")).to_contain_text("v1")
+    timeline = page.locator("#timeline-title + .table-wrap")
+    expect(timeline.locator("tbody tr").first).to_contain_text("v2 floods the manual review queue")
+    expect(timeline.locator("tbody tr").first).to_contain_text("Rollback")
+
+    # Tables sort on a header click: versions ascending, then descending.
+    versions = page.locator("#versions-title + .table-wrap table")
+    versions.locator("th", has_text="Version").click()
+    expect(versions.locator("tbody tr td:first-child")).to_have_text(["v1", "v2", "v3"])
+    versions.locator("th", has_text="Version").click()
+    expect(versions.locator("tbody tr td:first-child")).to_have_text(["v3", "v2", "v1"])
+    page.screenshot(path=str(screenshots / "model-rollback.png"), full_page=True)
+    live_story.v1.refresh_from_db()
+    assert live_story.v1.stage == Stage.PRODUCTION
+
+
+def test_models_version_and_audit_pages_render(
+    page, live_server, live_story: Story, viewer: Actor, screenshots: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    log_in(page, live_server.url, viewer)
+    expect(page.locator("main button")).to_have_count(0)
+    page.get_by_role("link", name="Models").click()
+    expect(page.locator("table")).to_contain_text("fraud-detector")
+    page.screenshot(path=str(screenshots / "models.png"), full_page=True)
+
+    page.goto(f"{live_server.url}/models/fraud-detector/versions/2/")
+    compare = page.locator("#compare-title + p + .table-wrap")
+    expect(compare.locator("tr", has_text="f1")).to_contain_text("+0.03")
+    expect(page.get_by_text("No evaluation report yet.")).to_be_visible()
+    page.screenshot(path=str(screenshots / "version.png"), full_page=True)
+
+    page.get_by_role("link", name="Audit").click()
+    expect(page.locator(".chain-valid")).to_contain_text("Hash chain intact")
+    page.screenshot(path=str(screenshots / "audit.png"), full_page=True)
