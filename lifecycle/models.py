@@ -196,6 +196,7 @@ class WebhookDelivery(models.Model):
 
 
 # Job models live in their subsystem and belong to this app.
+from lifecycle.evaluation.models import Evaluation, RetrainSchedule  # noqa: E402,F401
 from lifecycle.jobs.models import (  # noqa: E402,F401
     Job,
     JobLogChunk,

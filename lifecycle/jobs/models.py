@@ -115,6 +115,10 @@ class Job(models.Model):
     cost_estimate = models.FloatField(null=True, blank=True)
     cost_actual = models.FloatField(null=True, blank=True)
     log_size = models.PositiveBigIntegerField(default=0)
+    # A sweep's children point at the sweep; the sweep itself never runs a process.
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="children")
+    # When what the job's result means (a new version, evaluation results) was applied.
+    outcome_applied_at = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
     scheduled_at = models.DateTimeField(null=True, blank=True)

@@ -1,0 +1,1 @@
+"""Evaluation: pure metric computation, the evaluation job program, and its services."""

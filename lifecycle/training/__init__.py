@@ -1,0 +1,1 @@
+"""Training job programs (run by the job runner on a worker)."""
