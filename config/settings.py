@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "registry",
     "lifecycle",
+    "frontend",
 ]
 
 MIDDLEWARE = [
@@ -222,6 +223,7 @@ CELERY_BEAT_SCHEDULE = {
         "task": "lifecycle.reap_jobs",
         "schedule": timedelta(seconds=env.integer("MODELGATE_REAP_SECONDS", 15, minimum=1)),
     },
+    "lifecycle.retrain_due": {"task": "lifecycle.retrain_due", "schedule": crontab()},
     "registry.purge_idempotency_keys": {
         "task": "registry.purge_idempotency_keys",
         "schedule": crontab(minute=17),
@@ -240,6 +242,8 @@ MODELGATE_JOB_DISPATCH_TIMEOUT_SECONDS = env.integer("MODELGATE_JOB_DISPATCH_TIM
 MODELGATE_JOB_CANCEL_GRACE_SECONDS = env.number("MODELGATE_JOB_CANCEL_GRACE_SECONDS", 10.0, minimum=0)
 MODELGATE_WORKER_HEARTBEAT_SECONDS = env.number("MODELGATE_WORKER_HEARTBEAT_SECONDS", 10.0, minimum=0.2)
 MODELGATE_WORKER_HEARTBEAT_TIMEOUT_SECONDS = env.number("MODELGATE_WORKER_HEARTBEAT_TIMEOUT_SECONDS", 45.0, minimum=1)
+# A new retrain schedule looks this far back for its first due run.
+MODELGATE_RETRAIN_FIRST_LOOKBACK = timedelta(minutes=1)
 # Read by the worker process itself (lifecycle/jobs/inventory.py); named here for deploy files.
 for _worker_name in (
     "MODELGATE_WORKER_NAME",

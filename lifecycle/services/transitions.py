@@ -167,6 +167,12 @@ def _decide(
         transition.status = TransitionStatus.BLOCKED
         failed = [f"{g['rule']}: {g['detail']}" for g in transition.gates if g["status"] == "failed"]
         transition.status_detail = "blocked by " + "; ".join(failed)
+        if any(g.get("needs") == "evaluation" for g in transition.gates if g["status"] == "failed"):
+            from lifecycle.evaluation.services import evaluation_needed
+
+            job = evaluation_needed(version=transition.version, actor=transition.requested_by)
+            if job is not None:
+                transition.status_detail += f"; evaluation job {job.pk} started, the gates are rechecked when it ends"
     transition.save()
     if requested:
         event_publish(
@@ -335,6 +341,33 @@ def transition_recheck(*, transition: Transition, actor: AbstractBaseUser) -> Tr
             after={"status": result.status},
         )
         return result
+
+
+def transitions_recheck_for_version(*, version: ModelVersion) -> list[Transition]:
+    """After new evaluation results: recheck the version's open transitions (by the
+    platform itself, on behalf of each requester)."""
+    rechecked = []
+    for pk in Transition.objects.filter(version=version, status__in=OPEN_TRANSITION_STATUSES).values_list(
+        "pk", flat=True
+    ):
+        with transaction.atomic():
+            transition = _lock_transition(Transition.objects.get(pk=pk))
+            if transition.status not in OPEN_TRANSITION_STATUSES:
+                continue
+            before = transition.status
+            result = _decide(transition, actor=None, now=timezone.now())
+            audit_append(
+                actor=None,
+                action="transition.recheck",
+                object_type="transition",
+                object_id=transition.pk,
+                model_name=transition.model.name,
+                before={"status": before},
+                after={"status": result.status},
+                reason="new evaluation results",
+            )
+            rechecked.append(result)
+    return rechecked
 
 
 def transition_cancel(*, transition: Transition, actor: AbstractBaseUser, comment: str = "") -> Transition:
