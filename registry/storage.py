@@ -29,6 +29,14 @@ from registry.errors import ArtifactIntegrityError, DependencyUnavailable, Inval
 
 CHUNK = 1024 * 1024
 Manifest = dict[str, dict[str, Any]]
+# MLflow writes this file into a model's directory when it loads the model by its
+# registry URI, which on a local artifact store is the stored artifact itself; it is not
+# part of what was registered.
+MLFLOW_MANAGED_FILES = frozenset({"registered_model_meta"})
+
+
+def _registered_content(relative: str) -> bool:
+    return relative not in MLFLOW_MANAGED_FILES
 
 
 @dataclass(frozen=True)
@@ -171,11 +179,15 @@ def artifact_manifest(uri: str) -> Manifest:
         client = s3_client()
         with s3_errors(uri):
             for relative, key in _s3_keys(location):
+                if not _registered_content(relative):
+                    continue
                 body = client.get_object(Bucket=location.bucket, Key=key)["Body"]
                 sha, size = _hash_stream(body)
                 manifest[relative] = {"sha256": sha, "size": size}
     elif (path := local_path(uri)) is not None:
         for relative, file in _local_files(path):
+            if not _registered_content(relative):
+                continue
             with file.open("rb") as stream:
                 sha, size = _hash_stream(stream)
             manifest[relative] = {"sha256": sha, "size": size}
@@ -243,6 +255,8 @@ def artifact_download(uri: str, expected: Manifest, destination: Path) -> Path:
             location = parse_s3(uri)
             with s3_errors(uri):
                 for relative, key in _s3_keys(location):
+                    if not _registered_content(relative):
+                        continue
                     target = staging / (relative or Path(location.key).name)
                     target.parent.mkdir(parents=True, exist_ok=True)
                     body = s3_client().get_object(Bucket=location.bucket, Key=key)["Body"]
@@ -255,6 +269,8 @@ def artifact_download(uri: str, expected: Manifest, destination: Path) -> Path:
                 with _materialised(uri) as root:
                     return artifact_download(str(root), expected, destination)
             for relative, file in _local_files(source):
+                if not _registered_content(relative):
+                    continue
                 target = staging / (relative or file.name)
                 target.parent.mkdir(parents=True, exist_ok=True)
                 with file.open("rb") as stream, target.open("wb") as sink:

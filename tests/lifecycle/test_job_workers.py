@@ -3,38 +3,25 @@ declaring its own GPU inventory, against the real PostgreSQL test database."""
 
 from __future__ import annotations
 
-import json
 import os
-import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
-from django.db import connection
 
-from config.celery import app as celery_app
 from lifecycle.jobs.models import Job, JobState, Worker, WorkerState
-from lifecycle.jobs.services import job_submit, jobs_reap, schedule_pass
+from lifecycle.jobs.services import job_submit, schedule_pass
 from lifecycle.models import AuditRecord
 from registry.services import team_ensure
 from tests.conftest import require_service
-from tests.environment import POSTGRES_AVAILABLE, port_open
+from tests.environment import port_open
+from tests.lifecycle.workers import all_final, drive_scheduler, wait_for
 
 pytestmark = [
     pytest.mark.services,
     pytest.mark.xdist_group("workers"),
     pytest.mark.django_db(transaction=True),
 ]
-
-ROOT = Path(__file__).resolve().parents[2]
-BROKERS = {
-    "redis": ("redis://127.0.0.1:6379/7", 6379),
-    "rabbitmq": ("amqp://guest:guest@127.0.0.1:5672//", 5672),
-}
 
 # A job that reports its GPUs, progresses, and records a result.
 REPORT_GPUS = (
@@ -48,96 +35,6 @@ REPORT_GPUS = (
     "json.dump({'gpus': os.environ['CUDA_VISIBLE_DEVICES'], 'worker': os.environ['MODELGATE_WORKER_NAME']},"
     " open(os.environ['MODELGATE_RESULT_PATH'], 'w'))\n"
 )
-
-
-def _use_broker(url: str) -> None:
-    """Point this process's Celery app (which dispatches jobs) at the broker under test."""
-    celery_app.conf.broker_url = url
-    celery_app._pool = None
-    amqp = celery_app.__dict__.get("amqp")
-    if amqp is not None:
-        amqp._producer_pool = None
-
-
-@dataclass
-class WorkerProcess:
-    name: str
-    process: subprocess.Popen
-    log: Path
-
-    def kill_hard(self) -> None:
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(timeout=10)
-
-
-@pytest.fixture
-def broker(request: pytest.FixtureRequest) -> Iterator[str]:
-    url, port = BROKERS[request.param]
-    require_service(request.param, port_open("127.0.0.1", port))
-    require_service("PostgreSQL", POSTGRES_AVAILABLE and connection.vendor == "postgresql")
-    previous = celery_app.conf.broker_url
-    _use_broker(url)
-    yield url
-    _use_broker(previous)
-
-
-@pytest.fixture
-def start_workers(broker: str, settings, tmp_path: Path) -> Iterator[Callable[..., list[WorkerProcess]]]:
-    settings.MODELGATE_JOB_LEASE_SECONDS = 3
-    settings.MODELGATE_WORKER_HEARTBEAT_TIMEOUT_SECONDS = 3
-    settings.MODELGATE_JOB_DISPATCH_TIMEOUT_SECONDS = 4
-    settings.MODELGATE_SCHEDULER_STRATEGY = "capability"
-    started: list[WorkerProcess] = []
-    database = connection.settings_dict
-
-    def start(*specs: tuple[str, str, float]) -> list[WorkerProcess]:
-        batch = []
-        for name, gpus, cost in specs:
-            log = tmp_path / f"{name}.log"
-            env = {
-                **os.environ,
-                "DATABASE_URL": f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}",
-                "CELERY_BROKER_URL": broker,
-                "MODELGATE_VAR_DIR": str(tmp_path / "var"),
-                "MODELGATE_JOB_DIR": str(tmp_path / "jobs"),
-                "MODELGATE_JOB_LEASE_SECONDS": "3",
-                "MODELGATE_WORKER_HEARTBEAT_SECONDS": "0.5",
-                "MODELGATE_JOB_CANCEL_GRACE_SECONDS": "2",
-            }
-            process = subprocess.Popen(
-                [
-                    sys.executable, "manage.py", "job_worker", "--name", name, "--gpus", gpus,
-                    "--cost-per-hour", str(cost), "--slots", "2", "--loglevel", "WARNING",
-                ],
-                cwd=ROOT,
-                env=env,
-                stdout=log.open("w"),
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-            batch.append(WorkerProcess(name, process, log))
-        started.extend(batch)
-        deadline = time.monotonic() + 90
-        names = {w.name for w in batch}
-        while time.monotonic() < deadline:
-            if Worker.objects.filter(name__in=names, state=WorkerState.ONLINE).count() == len(names):
-                time.sleep(1.0)  # consumers attach to their queues just after worker_ready
-                return batch
-            dead = [w for w in batch if w.process.poll() is not None]
-            if dead:
-                raise RuntimeError(f"worker {dead[0].name} died:\n{dead[0].log.read_text()[-3000:]}")
-            time.sleep(0.3)
-        raise RuntimeError("workers did not register: " + "; ".join(w.log.read_text()[-1500:] for w in batch))
-
-    yield start
-    for worker in started:
-        if worker.process.poll() is None:
-            os.killpg(worker.process.pid, signal.SIGTERM)
-    for worker in started:
-        try:
-            worker.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(worker.process.pid, signal.SIGKILL)
 
 
 @pytest.fixture
@@ -155,30 +52,6 @@ def _submit(owner, team, *, gpus: int = 0, gpu_type: str | None = None, seconds:
     return job_submit(actor=owner.user, team=team, kind="train", spec=spec)
 
 
-def _wait(predicate: Callable[[], bool], *, timeout: float, what: str, tick: Callable[[], object] | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if tick is not None:
-            tick()
-        if predicate():
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}: " + json.dumps(
-        list(Job.objects.values("id", "state", "state_detail", "attempts", "assignment")), default=str
-    ))
-
-
-def _drive() -> None:
-    """What the scheduler's periodic tasks do, run from the test so timing is explicit."""
-    schedule_pass()
-    jobs_reap()
-
-
-def _all_final(*jobs: Job) -> Callable[[], bool]:
-    ids = [j.pk for j in jobs]
-    return lambda: Job.objects.filter(pk__in=ids, state__in=["succeeded", "failed", "cancelled"]).count() == len(ids)
-
-
 @pytest.mark.parametrize("broker", ["redis", "rabbitmq"], indirect=True)
 def test_jobs_land_where_the_capability_strategy_says_with_exactly_their_gpus(start_workers, owner, team):
     start_workers(("gpu-a100", "A100:40960,A100:40960", 8.0), ("gpu-t4", "T4:15360", 0.6), ("cpu-only", "none", 0.1))
@@ -186,7 +59,7 @@ def test_jobs_land_where_the_capability_strategy_says_with_exactly_their_gpus(st
     two_a100 = _submit(owner, team, gpus=2, gpu_type="A100")
     one_t4 = _submit(owner, team, gpus=1, gpu_type="T4")
     cpu = _submit(owner, team)
-    _wait(_all_final(two_a100, one_t4, cpu), timeout=120, what="jobs to finish", tick=_drive)
+    wait_for(all_final(two_a100, one_t4, cpu), timeout=120, what="jobs to finish", tick=drive_scheduler)
 
     results = {job.pk: Job.objects.get(pk=job.pk) for job in (two_a100, one_t4, cpu)}
     assert {j.state for j in results.values()} == {JobState.SUCCEEDED}
@@ -204,12 +77,12 @@ def test_jobs_land_where_the_capability_strategy_says_with_exactly_their_gpus(st
 def test_a_job_whose_worker_is_killed_is_retried_on_another_worker_and_recorded_once(start_workers, owner, team):
     first, second = start_workers(("gpu-1", "A100:40960", 1.0), ("gpu-2", "A100:40960", 1.0))
     job = _submit(owner, team, gpus=1, gpu_type="A100", seconds=4)
-    _wait(lambda: Job.objects.get(pk=job.pk).progress > 0, timeout=60, what="the job to progress", tick=_drive)
+    wait_for(lambda: Job.objects.get(pk=job.pk).progress > 0, timeout=60, what="the job to progress", tick=drive_scheduler)
     victim_name = Job.objects.get(pk=job.pk).assignment[0]["worker"]
     victim = first if first.name == victim_name else second
 
     victim.kill_hard()
-    _wait(_all_final(job), timeout=120, what="the retried job", tick=_drive)
+    wait_for(all_final(job), timeout=120, what="the retried job", tick=drive_scheduler)
 
     finished = Job.objects.get(pk=job.pk)
     assert finished.state == JobState.SUCCEEDED
@@ -226,11 +99,11 @@ def test_cancelling_a_running_job_stops_its_process_within_the_grace_period(star
 
     start_workers(("gpu-c", "A100:40960", 1.0))
     job = _submit(owner, team, gpus=1, seconds=60)
-    _wait(lambda: Job.objects.get(pk=job.pk).progress > 0, timeout=60, what="the job to progress", tick=_drive)
+    wait_for(lambda: Job.objects.get(pk=job.pk).progress > 0, timeout=60, what="the job to progress", tick=drive_scheduler)
     pid = int(next((tmp_path / "jobs" / str(job.pk)).glob("attempt-1-rank-0/pid")).read_text())
 
     job_cancel(actor=owner.user, job=Job.objects.get(pk=job.pk))
-    _wait(_all_final(job), timeout=20, what="the cancelled job")
+    wait_for(all_final(job), timeout=20, what="the cancelled job")
 
     assert Job.objects.get(pk=job.pk).state == JobState.CANCELLED
     with pytest.raises(ProcessLookupError):
@@ -250,8 +123,8 @@ def test_jobs_queued_while_redis_restarts_all_complete(start_workers, owner, tea
             check=True,
             capture_output=True,
         )
-    _wait(lambda: port_open("127.0.0.1", 6379), timeout=20, what="Redis")
-    _wait(_all_final(*jobs), timeout=120, what="every job", tick=_drive)
+    wait_for(lambda: port_open("127.0.0.1", 6379), timeout=20, what="Redis")
+    wait_for(all_final(*jobs), timeout=120, what="every job", tick=drive_scheduler)
 
     assert set(Job.objects.filter(pk__in=[j.pk for j in jobs]).values_list("state", flat=True)) == {JobState.SUCCEEDED}
 
@@ -292,7 +165,7 @@ def test_a_data_parallel_job_runs_through_torchrun_with_gloo_and_all_reduces(sta
             "parallelism": {"mode": "data", "processes_per_node": 2},
         },
     )
-    _wait(_all_final(job), timeout=180, what="the torchrun job", tick=_drive)
+    wait_for(all_final(job), timeout=180, what="the torchrun job", tick=drive_scheduler)
 
     finished = Job.objects.get(pk=job.pk)
     assert finished.state == JobState.SUCCEEDED, finished.state_detail

@@ -100,7 +100,18 @@ class Command(BaseCommand):
             )
             self._wait_http(f"{url}/api/v1/health", "web server")
             self._banner(url, env["MLFLOW_UI_URL"], token, logs)
+            demo = None
+            if not options["no_seed"]:
+                # The demo loop talks to the worker through the platform; its output goes
+                # to this terminal, and it ends by itself.
+                demo = subprocess.Popen([sys.executable, "manage.py", "demo_loop"], env=env, cwd=settings.BASE_DIR)
             while True:
+                if demo is not None and demo.poll() is not None:
+                    if demo.returncode != 0:
+                        self.stdout.write(
+                            f"the demo loop failed (status {demo.returncode}); the platform keeps running"
+                        )
+                    demo = None
                 for name, process in self.children:
                     if process.poll() is not None:
                         raise CommandError(f"{name} exited with status {process.returncode}; see {logs}/{name}.log")

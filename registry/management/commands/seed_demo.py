@@ -1,5 +1,6 @@
-"""``manage.py seed_demo``: a demo team, users, dataset and a registered model trained on
-scikit-learn's bundled breast-cancer data, logged to MLflow. Safe to run again."""
+"""``manage.py seed_demo``: a demo team, users, the bundled breast-cancer dataset and a
+model with a promotion policy. Safe to run again. ``manage.py demo_loop`` then trains,
+evaluates and promotes versions of it through the platform's own jobs."""
 
 from __future__ import annotations
 
@@ -17,7 +18,6 @@ from registry.services import (
     dataset_create,
     membership_set,
     model_create,
-    model_version_register,
     team_ensure,
 )
 
@@ -37,32 +37,8 @@ DEMO_POLICY = {
 }
 
 
-def train_and_log(*, c: float, experiment: str) -> str:
-    """Train a logistic regression on the bundled breast-cancer data; return the run id."""
-    import mlflow
-    from mlflow.models import infer_signature
-    from sklearn.datasets import load_breast_cancer
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import accuracy_score, f1_score
-    from sklearn.model_selection import train_test_split
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    mlflow.set_tracking_uri(settings.MLFLOW_TRACKING_URI)
-    mlflow.set_experiment(experiment)
-    data = load_breast_cancer(as_frame=True)
-    x_train, x_test, y_train, y_test = train_test_split(data.data, data.target, test_size=0.25, random_state=7)
-    model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=2000)).fit(x_train, y_train)
-    predicted = model.predict(x_test)
-    with mlflow.start_run(run_name=f"logreg-C{c}") as run:
-        mlflow.log_params({"C": c, "estimator": "LogisticRegression"})
-        mlflow.log_metrics({"f1": f1_score(y_test, predicted), "accuracy": accuracy_score(y_test, predicted)})
-        mlflow.sklearn.log_model(model, name="model", signature=infer_signature(x_test, predicted))
-    return run.info.run_id
-
-
 class Command(BaseCommand):
-    help = "Create the demo team, users, dataset and a first registered version (idempotent)."
+    help = "Create the demo team, users, dataset and model with its policy (idempotent)."
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--token-file", help="also write the admin's new API token to this file")
@@ -85,27 +61,17 @@ class Command(BaseCommand):
         dataset = Dataset.objects.filter(team=team, name="breast-cancer").first() or dataset_create(
             actor=alice, team=team, name="breast-cancer", uri="builtin:breast_cancer", target="target"
         )
-        model = RegisteredModel.objects.filter(name=DEMO_MODEL).first() or model_create(
-            actor=users["admin"],
-            name=DEMO_MODEL,
-            team=team,
-            description="Flags malignant tumours from the Wisconsin breast-cancer measurements.",
-            primary_metric="f1",
-            policy=DEMO_POLICY,
-            dataset=dataset.name,
-            tags={"domain": "health", "owner": "alice"},
-        )
-        if not model.versions.exists():
-            run_id = train_and_log(c=1.0, experiment="demo-breast-cancer")
-            version = model_version_register(
-                actor=alice,
-                model=model,
-                run_id=run_id,
-                description="logistic regression, C=1.0",
+        if not RegisteredModel.objects.filter(name=DEMO_MODEL).exists():
+            model_create(
+                actor=users["admin"],
+                name=DEMO_MODEL,
+                team=team,
+                description="Flags malignant tumours from the Wisconsin breast-cancer measurements.",
+                primary_metric="f1",
+                policy=DEMO_POLICY,
                 dataset=dataset.name,
-                tags={"estimator": "LogisticRegression"},
+                tags={"domain": "health", "owner": "alice"},
             )
-            self.stdout.write(f"registered {model.name} v{version.version} from run {run_id}")
         _, token = api_token_issue(user=users["admin"], name="demo")
         if options.get("token_file"):
             path = options["token_file"]
