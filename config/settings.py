@@ -242,6 +242,11 @@ MODELGATE_JOB_DISPATCH_TIMEOUT_SECONDS = env.integer("MODELGATE_JOB_DISPATCH_TIM
 MODELGATE_JOB_CANCEL_GRACE_SECONDS = env.number("MODELGATE_JOB_CANCEL_GRACE_SECONDS", 10.0, minimum=0)
 MODELGATE_WORKER_HEARTBEAT_SECONDS = env.number("MODELGATE_WORKER_HEARTBEAT_SECONDS", 10.0, minimum=0.2)
 MODELGATE_WORKER_HEARTBEAT_TIMEOUT_SECONDS = env.number("MODELGATE_WORKER_HEARTBEAT_TIMEOUT_SECONDS", 45.0, minimum=1)
+# How thorough an evaluation job is: k-fold cross-validation folds, bootstrap rounds for
+# confidence intervals, permutation-importance repeats (0 turns one off).
+MODELGATE_EVALUATION_CV_FOLDS = env.integer("MODELGATE_EVALUATION_CV_FOLDS", 5, minimum=0)
+MODELGATE_EVALUATION_BOOTSTRAP_ROUNDS = env.integer("MODELGATE_EVALUATION_BOOTSTRAP_ROUNDS", 200, minimum=0)
+MODELGATE_EVALUATION_PERMUTATION_REPEATS = env.integer("MODELGATE_EVALUATION_PERMUTATION_REPEATS", 5, minimum=0)
 # A new retrain schedule looks this far back for its first due run.
 MODELGATE_RETRAIN_FIRST_LOOKBACK = timedelta(minutes=1)
 # Read by the worker process itself (lifecycle/jobs/inventory.py); named here for deploy files.

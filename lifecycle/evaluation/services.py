@@ -205,9 +205,9 @@ def evaluation_submit(
         "dataset": _dataset_params(dataset),
         "versions": versions,
         "seed": 42,
-        "cv_folds": 5,
-        "bootstrap_rounds": 200,
-        "permutation_repeats": 5,
+        "cv_folds": settings.MODELGATE_EVALUATION_CV_FOLDS,
+        "bootstrap_rounds": settings.MODELGATE_EVALUATION_BOOTSTRAP_ROUNDS,
+        "permutation_repeats": settings.MODELGATE_EVALUATION_PERMUTATION_REPEATS,
         "request_stage": request_stage,
         **(extra or {}),
     }
