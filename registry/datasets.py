@@ -56,6 +56,12 @@ def builtin_frame(name: str) -> pd.DataFrame:
 
 
 def _raw_bytes(uri: str) -> bytes:
+    # Checked before reading: any other scheme would be fetched through MLflow.
+    if not storage.is_s3(uri) and storage.local_path(uri) is None:
+        raise InvalidInput(
+            f"uri {uri!r} must be s3://…, a path on the server or builtin:<name>",
+            details={"uri": "unsupported scheme"},
+        )
     try:
         manifest = storage.artifact_manifest(uri)
     except NotFound as exc:
@@ -119,3 +125,23 @@ def frame_profile(frame: pd.DataFrame, *, max_categories: int = 20) -> dict[str,
             entry.update(kind="categorical", frequencies={str(k): int(v) for k, v in counts.items()})
         columns[str(name)] = entry
     return {"rows": len(frame), "columns": columns}
+
+
+def dataset_split(
+    frame: pd.DataFrame, target: str, *, seed: int, test_size: float, stratify: bool
+) -> tuple[list[int], list[int]]:
+    """Deterministic train/test row positions for a seed (stratified for classifiers)."""
+    from sklearn.model_selection import train_test_split
+
+    positions = list(range(len(frame)))
+    labels = frame[target] if stratify else None
+    try:
+        train, test = train_test_split(positions, test_size=test_size, random_state=seed, stratify=labels)
+    except ValueError:
+        # A class too rare to stratify: fall back to a plain seeded split.
+        train, test = train_test_split(positions, test_size=test_size, random_state=seed)
+    return sorted(train), sorted(test)
+
+
+def split_digest(positions: list[int]) -> str:
+    return hashlib.sha256(",".join(map(str, positions)).encode()).hexdigest()

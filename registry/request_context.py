@@ -22,7 +22,8 @@ class RequestContext:
     token_prefix: str = ""
 
 
-_current: contextvars.ContextVar[RequestContext] = contextvars.ContextVar("modelgate_request", default=RequestContext())
+# RequestContext is frozen, so sharing the default instance is safe.
+_current: contextvars.ContextVar[RequestContext] = contextvars.ContextVar("modelgate_request", default=RequestContext())  # noqa: B039
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 

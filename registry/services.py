@@ -277,7 +277,7 @@ def model_create(
     """Define a model (its DESIGN phase): owner team, task, primary metric, dataset, policy."""
     require_role(actor, team, Role.DEVELOPER, action="creating a model")
     name_validate(name)
-    canonical_policy = policy_validate(policy or {})
+    canonical_policy = policy_validate({} if policy is None else policy)
     clean_tags = tags_validate(tags)
     dataset_obj = _dataset_in_team(team, dataset)
     try:
@@ -329,7 +329,7 @@ def model_update(
         if "primary_metric" in changes:
             locked.primary_metric = _metric_name_validate(changes["primary_metric"], "primary_metric")
         if "policy" in changes:
-            locked.policy = policy_validate(changes["policy"] or {})
+            locked.policy = policy_validate({} if changes["policy"] is None else changes["policy"])
         if "dataset" in changes:
             locked.dataset = _dataset_in_team(locked.team, changes["dataset"])
         locked.save()
@@ -537,23 +537,26 @@ def model_version_register(
         assert source is not None
         if not isinstance(source, str) or len(source) > 1024:
             raise InvalidInput("source must be a URI of at most 1024 characters", details={"source": "invalid"})
-        try:
-            facts = _artifact_facts(source)
-        except NotFound as exc:
-            raise InvalidInput(f"no artifact at {source!r}", details={"source": "no artifact there"}) from exc
-        recorded_source = source
-        if storage.is_s3(source):
-            mlflow_source = source
-        elif storage.local_path(source) is not None:
-            run_id, mlflow_source = mlflow_gateway.source_import(
-                Path(storage.local_path(source) or source), model_name=model.name
-            )
-            facts.uri = mlflow_source
-        else:
+        # Checked before reading: any other scheme would be fetched through MLflow first.
+        if not storage.is_s3(source) and storage.local_path(source) is None:
             raise InvalidInput(
                 f"source {source!r} must be an s3:// URI or a path on the server",
                 details={"source": "unsupported scheme"},
             )
+        try:
+            facts = _artifact_facts(source)
+        except NotFound as exc:
+            raise InvalidInput(f"no artifact at {source!r}", details={"source": "no artifact there"}) from exc
+        except InvalidInput as exc:
+            raise InvalidInput(f"source: {exc.message}", details={"source": "invalid"}) from exc
+        recorded_source = source
+        if storage.is_s3(source):
+            mlflow_source = source
+        else:
+            run_id, mlflow_source = mlflow_gateway.source_import(
+                Path(storage.local_path(source) or source), model_name=model.name
+            )
+            facts.uri = mlflow_source
     created = mlflow_gateway.model_version_create(
         name=model.name,
         source=mlflow_source,
@@ -709,3 +712,16 @@ def alias_mirror(*, model_name: str, alias: str) -> None:
         mlflow_gateway.alias_delete(model_name, alias)
     else:
         mlflow_gateway.alias_set(model_name, alias, current.version.version)
+
+
+def dataset_digest_refresh(*, dataset: Dataset, digest: str) -> Dataset:
+    """Record that a dataset's file now has another digest (read by an evaluation)."""
+    with transaction.atomic():
+        locked = Dataset.objects.select_for_update().get(pk=dataset.pk)
+        if locked.digest == digest:
+            return locked
+        before = {"digest": locked.digest}
+        locked.digest = digest
+        locked.save(update_fields=["digest"])
+        _changed("dataset.digest_change", actor=None, target=locked, before=before, after={"digest": digest})
+    return locked

@@ -140,7 +140,8 @@ class JobLogsView(ApiView):
     def get(self, request: Request, pk: int) -> Response:
         job: Job = selectors.job_get(user=request.user, pk=pk)
         raw = request.query_params.get("offset", "0")
-        if not raw.isdigit():
+        # isascii: "²".isdigit() is true, but int() refuses it.
+        if not (raw.isascii() and raw.isdigit()):
             raise InvalidInput("offset must be a whole number", details={"offset": "not a number"})
         text, next_offset = selectors.job_log(job=job, offset=int(raw))
         return Response(
@@ -190,3 +191,139 @@ class PoolListView(ApiView):
     @extend_schema(responses=dict)
     def get(self, request: Request) -> Response:
         return Response({"results": selectors.pools_with_usage(), "next": None})
+
+
+class TrainIn(StrictSerializer):
+    estimator = serializers.CharField(max_length=200)
+    estimator_params = serializers.DictField(required=False)
+    register = serializers.BooleanField(required=False, default=True)
+    evaluate = serializers.BooleanField(required=False, default=True)
+    parent_version = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    git_commit = serializers.CharField(required=False, allow_blank=True, max_length=64)
+    seed = serializers.IntegerField(required=False, default=42)
+    request_stage = serializers.ChoiceField(choices=["staging", "production"], required=False, allow_null=True)
+    sweep = serializers.DictField(required=False, allow_null=True)
+    priority = serializers.IntegerField(required=False, default=0, min_value=-1000, max_value=1000)
+    pool = serializers.CharField(required=False, default="default", max_length=64)
+
+
+class TrainView(ApiView):
+    """Queue the built-in scikit-learn trainer (or a sweep of it) on the model's dataset."""
+
+    @extend_schema(request=TrainIn, responses={201: JobOut})
+    def post(self, request: Request, name: str) -> Response:
+        from lifecycle.evaluation.services import training_submit
+
+        model = registry_selectors.model_get(user=request.user, name=name)
+
+        def create(_: str | None) -> Response:
+            data = TrainIn(data=request.data)
+            data.is_valid(raise_exception=True)
+            job = training_submit(actor=request.user, model=model, **data.validated_data)
+            return Response(
+                JobOut(selectors.job_get(user=request.user, pk=job.pk)).data, status=status.HTTP_201_CREATED
+            )
+
+        return idempotent(request, create)
+
+
+class RetrainIn(StrictSerializer):
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+
+
+class RetrainView(ApiView):
+    """Retrain the production version's recipe on the latest data."""
+
+    @extend_schema(request=RetrainIn, responses={201: JobOut})
+    def post(self, request: Request, name: str) -> Response:
+        from lifecycle.evaluation.services import model_retrain
+
+        model = registry_selectors.model_get(user=request.user, name=name)
+
+        def create(_: str | None) -> Response:
+            data = RetrainIn(data=request.data)
+            data.is_valid(raise_exception=True)
+            job = model_retrain(actor=request.user, model=model, reason=data.validated_data.get("reason", ""))
+            return Response(
+                JobOut(selectors.job_get(user=request.user, pk=job.pk)).data, status=status.HTTP_201_CREATED
+            )
+
+        return idempotent(request, create)
+
+
+class RetrainScheduleIn(StrictSerializer):
+    cron = serializers.CharField(max_length=128)
+    enabled = serializers.BooleanField(required=False, default=True)
+
+
+class RetrainScheduleView(ApiView):
+    @extend_schema(responses=dict)
+    def get(self, request: Request, name: str) -> Response:
+        from lifecycle.evaluation.models import RetrainSchedule
+
+        model = registry_selectors.model_get(user=request.user, name=name)
+        schedule = RetrainSchedule.objects.filter(model=model).first()
+        if schedule is None:
+            return Response({"cron": None, "enabled": False, "last_run_at": None, "last_job": None})
+        return Response(
+            {
+                "cron": schedule.cron,
+                "enabled": schedule.enabled,
+                "last_run_at": schedule.last_run_at,
+                "last_job": schedule.last_job_id,
+            }
+        )
+
+    @extend_schema(request=RetrainScheduleIn, responses=dict)
+    def put(self, request: Request, name: str) -> Response:
+        from lifecycle.evaluation.services import retrain_schedule_set
+
+        model = registry_selectors.model_get(user=request.user, name=name)
+        data = RetrainScheduleIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        schedule = retrain_schedule_set(actor=request.user, model=model, **data.validated_data)
+        return Response({"cron": schedule.cron, "enabled": schedule.enabled, "last_run_at": schedule.last_run_at})
+
+
+class EvaluateView(ApiView):
+    """Queue an evaluation of a version beside the champion; list its evaluations."""
+
+    @extend_schema(responses=dict)
+    def get(self, request: Request, name: str, version: int) -> Response:
+        from lifecycle.evaluation.models import Evaluation
+
+        model = registry_selectors.model_get(user=request.user, name=name)
+        found = registry_selectors.version_get(model=model, version=version)
+        rows = Evaluation.objects.filter(version=found).select_related("compared_with")[:50]
+        return Response(
+            {
+                "results": [
+                    {
+                        "id": e.pk,
+                        "job": e.job_id,
+                        "role": e.role,
+                        "dataset_digest": e.dataset_digest,
+                        "primary_metric": e.primary_metric,
+                        "metrics": e.metrics,
+                        "details": e.details,
+                        "compared_with": e.compared_with.version if e.compared_with_id else None,
+                        "deltas": e.deltas,
+                        "mlflow_run_id": e.mlflow_run_id,
+                        "report_uri": e.report_uri,
+                        "plots": e.plots,
+                        "created_at": e.created_at,
+                    }
+                    for e in rows
+                ],
+                "next": None,
+            }
+        )
+
+    @extend_schema(request=None, responses={201: JobOut})
+    def post(self, request: Request, name: str, version: int) -> Response:
+        from lifecycle.evaluation.services import evaluation_submit
+
+        model = registry_selectors.model_get(user=request.user, name=name)
+        found = registry_selectors.version_get(model=model, version=version)
+        job = evaluation_submit(actor=request.user, version=found)
+        return Response(JobOut(selectors.job_get(user=request.user, pk=job.pk)).data, status=status.HTTP_201_CREATED)

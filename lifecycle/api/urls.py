@@ -18,6 +18,12 @@ urlpatterns = [
     path("transitions/<int:pk>/reject/", views.TransitionRejectView.as_view(), name="transition-reject"),
     path("transitions/<int:pk>/recheck/", views.TransitionRecheckView.as_view(), name="transition-recheck"),
     path("transitions/<int:pk>/cancel/", views.TransitionCancelView.as_view(), name="transition-cancel"),
+    path("models/<str:name>/train/", jobs.TrainView.as_view(), name="model-train"),
+    path("models/<str:name>/retrain/", jobs.RetrainView.as_view(), name="model-retrain"),
+    path("models/<str:name>/retrain-schedule/", jobs.RetrainScheduleView.as_view(), name="model-retrain-schedule"),
+    path(
+        "models/<str:name>/versions/<int:version>/evaluations/", jobs.EvaluateView.as_view(), name="version-evaluations"
+    ),
     path("jobs/", jobs.JobListView.as_view(), name="job-list"),
     path("jobs/<int:pk>/", jobs.JobDetailView.as_view(), name="job-detail"),
     path("jobs/<int:pk>/cancel/", jobs.JobCancelView.as_view(), name="job-cancel"),

@@ -39,7 +39,9 @@ class Inventory:
 
 
 _TYPE_PATTERN = re.compile(
-    r"\b(A100|A10G|A10|A30|A40|H100|H200|H20|B200|GH200|L40S|L40|L4|T4|V100|P100|K80|RTX\s?\d{4}\w*)\b", re.I
+    r"\b(A100|A800|A10G|A10|A30|A40|H100|H800|H200|H20|B200|GH200|L40S|L40|L20|L4|T4|V100|P100|K80"
+    r"|RTX\s?\d{4}\w*|A[2-6]\d{3})\b",
+    re.I,
 )
 
 
@@ -100,7 +102,7 @@ def parse_declared_gpus(value: str) -> tuple[Gpu, ...]:
     gpus = []
     for index, item in enumerate(part.strip() for part in value.split(",")):
         gpu_type, _, memory = item.partition(":")
-        if not gpu_type or not memory.isdigit():
+        if not gpu_type or not (memory.isascii() and memory.isdigit()):
             raise ValueError(f"MODELGATE_WORKER_GPUS item {item!r} must look like A100:40960 (type:MiB)")
         gpus.append(Gpu(index, gpu_type, gpu_type_of(gpu_type), int(memory)))
     return tuple(gpus)
@@ -124,6 +126,16 @@ def _memory_mb() -> int:
         return 0
 
 
+def _whole(environ: dict[str, str], name: str) -> int | None:
+    """A positive whole number from the environment; unset or empty means detect it."""
+    raw = environ.get(name) or ""
+    if not raw:
+        return None
+    if not (raw.isascii() and raw.isdigit()) or int(raw) < 1:
+        raise ValueError(f"{name}={raw!r} must be a whole number of at least 1")
+    return int(raw)
+
+
 def detect(environ: dict[str, str] | None = None) -> Inventory:
     """The host's inventory; a declared GPU list wins over what NVML sees."""
     environ = dict(os.environ if environ is None else environ)
@@ -143,8 +155,8 @@ def detect(environ: dict[str, str] | None = None) -> Inventory:
         raise ValueError(f"MODELGATE_WORKER_COST_PER_HOUR={cost!r} is not a number") from exc
     return Inventory(
         gpus=gpus,
-        cpus=int(environ.get("MODELGATE_WORKER_CPUS") or os.cpu_count() or 1),
-        memory_mb=int(environ.get("MODELGATE_WORKER_MEMORY_MB") or _memory_mb()),
+        cpus=_whole(environ, "MODELGATE_WORKER_CPUS") or os.cpu_count() or 1,
+        memory_mb=_whole(environ, "MODELGATE_WORKER_MEMORY_MB") or _memory_mb(),
         labels=parse_labels(environ.get("MODELGATE_WORKER_LABELS", "")),
         cost_per_hour=cost_per_hour,
         source=source,

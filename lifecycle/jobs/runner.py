@@ -15,7 +15,8 @@ its environment, and its device layout in documented variables:
 ``data`` and ``hybrid`` jobs start through torchrun (``--standalone`` on one node;
 c10d rendezvous on the gang's first host for several). A line ``MODELGATE_PROGRESS 0.42``
 on the job's output reports progress. The job dies with the worker (PR_SET_PDEATHSIG), so
-a killed worker never leaves an orphan holding the GPUs.
+a killed worker never leaves an orphan holding the GPUs, and what is left of the job's
+process group is killed when the attempt ends.
 """
 
 from __future__ import annotations
@@ -100,6 +101,9 @@ def command_for(launch: Launch) -> tuple[list[str], dict[str, str]]:
         "PYTHONUNBUFFERED": "1",
     }
     argv = list(spec.entrypoint)
+    if argv[0] in {"python", "python3"}:
+        # "python" means this worker's interpreter, whatever the submitting host runs.
+        argv[0] = sys.executable
     if spec.parallelism.mode in {"data", "hybrid"}:
         script = argv[1:] if Path(argv[0]).name.startswith("python") else argv
         torchrun = [
@@ -144,15 +148,22 @@ def run(
     launch.workdir.mkdir(parents=True, exist_ok=True)
     argv, env = command_for(launch)
     started = time.monotonic()
-    process = subprocess.Popen(
-        argv,
-        cwd=launch.workdir,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        stdin=subprocess.DEVNULL,
-        preexec_fn=_die_with_parent,
-    )
+    try:
+        process = subprocess.Popen(
+            argv,
+            cwd=launch.workdir,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=_die_with_parent,
+        )
+    except (OSError, ValueError, subprocess.SubprocessError) as exc:
+        # A missing executable fails every attempt alike: record why instead of raising,
+        # which would leave the job running until its lease expired.
+        message = f"could not start {argv[0]!r}: {exc}"
+        on_log(message + "\n")
+        return Outcome("failed", None, {}, message, time.monotonic() - started)
     chunks: list[str] = []
     lock = threading.Lock()
 
@@ -176,16 +187,30 @@ def run(
                 on_progress(min(float(progress[-1]), 1.0))
 
     stop_reason = ""
-    while process.poll() is None:
-        time.sleep(poll_s)
-        flush()
-        if time.monotonic() - started > launch.spec.timeout_s:
-            stop_reason = f"timed out after {launch.spec.timeout_s:g} s"
-        elif on_tick():
-            stop_reason = "cancelled"
-        if stop_reason:
-            _terminate(process, grace_s)
-            break
+    try:
+        while process.poll() is None:
+            # Wakes as soon as the job exits (a sleep would hold its slot up to poll_s).
+            try:
+                process.wait(timeout=poll_s)
+            except subprocess.TimeoutExpired:
+                pass
+            flush()
+            if process.poll() is not None:
+                break  # it finished on its own: neither a late cancel nor the timeout applies
+            if time.monotonic() - started > launch.spec.timeout_s:
+                stop_reason = f"timed out after {launch.spec.timeout_s:g} s"
+            elif on_tick():
+                stop_reason = "cancelled"
+            if stop_reason:
+                _terminate(process, grace_s)
+                break
+    except BaseException:
+        # A callback failed (say the database went away): stop the job rather than leave
+        # it holding the GPUs while the attempt is retried elsewhere.
+        _terminate(process, grace_s)
+        raise
+    finally:
+        _kill_stragglers(process)
     reader.join(timeout=5)
     flush()
     duration = time.monotonic() - started
@@ -213,6 +238,17 @@ def _terminate(process: subprocess.Popen, grace_s: float) -> None:
         except ProcessLookupError:
             pass
         process.wait(timeout=10)
+
+
+def _kill_stragglers(process: subprocess.Popen) -> None:
+    """SIGKILL what is left of the job's process group once its leader is gone: children
+    that outlived it (or ignored SIGTERM while it exited) would hold the GPUs."""
+    if process.poll() is None:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def _read_result(path: Path) -> dict[str, Any]:

@@ -7,6 +7,7 @@ with the field it concerns, all at once.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -70,7 +71,21 @@ _TOP = {
 }
 
 
-def _number(raw: Any, path: str, errors: dict[str, str], *, minimum: float, integer: bool = False) -> Any:
+# Integers are stored in 32-bit columns (max_attempts) or compared with them; larger
+# values are mistakes, and an int too big for a float would raise OverflowError.
+_MAX_INTEGER = 2**31 - 1
+_MAX_NUMBER = 1e15
+
+
+def _number(
+    raw: Any,
+    path: str,
+    errors: dict[str, str],
+    *,
+    minimum: float,
+    integer: bool = False,
+    maximum: float | None = None,
+) -> Any:
     if isinstance(raw, bool) or not isinstance(raw, int | float) or (isinstance(raw, float) and not math.isfinite(raw)):
         errors[path] = f"must be a {'whole ' if integer else ''}number"
         return None
@@ -80,15 +95,41 @@ def _number(raw: Any, path: str, errors: dict[str, str], *, minimum: float, inte
     if raw < minimum:
         errors[path] = f"must be at least {minimum:g}"
         return None
+    maximum = maximum if maximum is not None else (_MAX_INTEGER if integer else _MAX_NUMBER)
+    if raw > maximum:
+        errors[path] = f"must be at most {maximum:.15g}"
+        return None
     return int(raw) if integer else float(raw)
 
 
-def _string_map(raw: Any, path: str, errors: dict[str, str]) -> dict[str, str]:
+def _object(raw: dict[str, Any], key: str, errors: dict[str, str]) -> dict[str, Any] | None:
+    """The sub-object at ``key`` (absent or null means empty); ``None`` when it is not an object."""
+    value = raw.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        errors[f"spec.{key}"] = "must be an object"
+        return None
+    return value
+
+
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _string_map(raw: Any, path: str, errors: dict[str, str], *, environment: bool = False) -> dict[str, str]:
     if raw is None:
         return {}
     if not isinstance(raw, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in raw.items()):
         errors[path] = "must be an object of strings"
         return {}
+    if environment:
+        # The worker's exec would refuse these only when the job starts, on every attempt.
+        bad = sorted(k for k, v in raw.items() if not _ENV_NAME.fullmatch(k) or "\x00" in v)
+        if bad:
+            errors[path] = (
+                f"{bad[0]!r} is not a valid environment variable name (letters, digits, _) or its value has a NUL"
+            )
+            return {}
     return dict(raw)
 
 
@@ -103,15 +144,13 @@ def parse_spec(raw: Any) -> JobSpec:
     if not isinstance(entrypoint, list) or not entrypoint or not all(isinstance(a, str) and a for a in entrypoint):
         errors["spec.entrypoint"] = "must be a non-empty list of strings (an argv)"
         entrypoint = ["?"]
-    params = raw.get("params", {})
-    if not isinstance(params, dict):
-        errors["spec.params"] = "must be an object"
-        params = {}
-    resources_raw = raw.get("resources", {}) or {}
+    elif any("\x00" in a for a in entrypoint):
+        errors["spec.entrypoint"] = "must not contain NUL characters"
+        entrypoint = ["?"]
+    params = _object(raw, "params", errors) or {}
+    resources_raw = _object(raw, "resources", errors)
     resources = Resources()
-    if not isinstance(resources_raw, dict):
-        errors["spec.resources"] = "must be an object"
-    else:
+    if resources_raw is not None:
         for key in sorted(set(resources_raw) - {"gpus", "gpu_type", "gpu_memory_mb", "cpus", "memory_mb"}):
             errors[f"spec.resources.{key}"] = "unknown field"
         gpu_type = resources_raw.get("gpu_type")
@@ -131,11 +170,9 @@ def parse_spec(raw: Any) -> JobSpec:
             )
             or 0,
         )
-    parallel_raw = raw.get("parallelism", {}) or {}
+    parallel_raw = _object(raw, "parallelism", errors)
     parallelism = Parallelism()
-    if not isinstance(parallel_raw, dict):
-        errors["spec.parallelism"] = "must be an object"
-    else:
+    if parallel_raw is not None:
         for key in sorted(set(parallel_raw) - {"mode", "processes_per_node", "nodes"}):
             errors[f"spec.parallelism.{key}"] = "unknown field"
         mode = parallel_raw.get("mode", "none")
@@ -158,7 +195,7 @@ def parse_spec(raw: Any) -> JobSpec:
     estimate_raw = raw.get("estimated_duration_s")
     estimate = None if estimate_raw is None else _number(estimate_raw, "spec.estimated_duration_s", errors, minimum=0)
     attempts = _number(raw.get("max_attempts", 3), "spec.max_attempts", errors, minimum=1, integer=True)
-    env = _string_map(raw.get("env"), "spec.env", errors)
+    env = _string_map(raw.get("env"), "spec.env", errors, environment=True)
     labels = _string_map(raw.get("labels"), "spec.labels", errors)
     if errors:
         raise SpecError(errors)

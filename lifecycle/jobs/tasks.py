@@ -39,6 +39,9 @@ def run_job(job_id: int, attempt: int, rank: int = 0) -> str:
         master_port=29500 + job_id % 1000,
         environment={
             "MLFLOW_TRACKING_URI": settings.MLFLOW_TRACKING_URI,
+            # The built-in programs (python -m lifecycle.…) run from the job's own directory.
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(settings.BASE_DIR), os.environ.get("PYTHONPATH", "")])),
+            "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "config.settings"),
             "MODELGATE_WORKER_NAME": os.environ.get("MODELGATE_WORKER_NAME", ""),
         },
     )
@@ -49,8 +52,12 @@ def run_job(job_id: int, attempt: int, rank: int = 0) -> str:
         on_tick=lambda: services.job_tick(job_id=job_id, attempt=attempt),
         grace_s=settings.MODELGATE_JOB_CANCEL_GRACE_SECONDS,
     )
-    if rank == 0 or outcome.state == "failed":
-        services.job_finish(job_id=job_id, attempt=attempt, outcome=outcome)
+    if (rank == 0 or outcome.state == "failed") and services.job_finish(
+        job_id=job_id, attempt=attempt, outcome=outcome
+    ):
+        from lifecycle.evaluation.services import job_outcome_apply
+
+        job_outcome_apply(job_id=job_id)
     return outcome.state
 
 
@@ -62,5 +69,19 @@ def schedule_jobs() -> dict[str, int]:
 
 @shared_task(name="lifecycle.reap_jobs", ignore_result=True)
 def reap_jobs() -> dict[str, int]:
+    from lifecycle.evaluation.services import job_outcome_apply
+
     report = services.jobs_reap()
+    for job_id in services.jobs_with_unapplied_outcome():
+        try:
+            job_outcome_apply(job_id=job_id)
+        except Exception as exc:  # one job's failure must not stop the others
+            logger.warning("applying the outcome of job %s failed: %s", job_id, exc)
     return {"requeued": len(report.requeued), "failed": len(report.failed), "redispatched": len(report.redispatched)}
+
+
+@shared_task(name="lifecycle.retrain_due", ignore_result=True)
+def retrain_due() -> list[int]:
+    from lifecycle.evaluation.services import retrains_due
+
+    return retrains_due()

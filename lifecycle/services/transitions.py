@@ -85,12 +85,14 @@ def stage_apply(
     reason: str,
     via: Transition | None = None,
     production_end: ProductionEnd = ProductionEnd.REPLACED,
+    at: datetime | None = None,
 ) -> ModelVersion:
     """Move a version to a stage, with everything that goes with it, in the caller's
     transaction (which must hold the model's row lock): the previous production version
     is archived and the production history updated, stage aliases move here and (through
-    the outbox) in MLflow, and each change is audited."""
-    now = timezone.now()
+    the outbox) in MLflow, and each change is audited. ``at`` is the moment of the change
+    (now by default), shared by the steps of one change so the history has no hole."""
+    now = at or timezone.now()
     locked = ModelVersion.objects.select_for_update().select_related("model").get(pk=version.pk)
     before = locked.stage
     if before == to:
@@ -195,9 +197,10 @@ def transition_request(*, version: ModelVersion, to: str, reason: str, actor: Ab
         raise InvalidInput(
             f"unknown stage {to!r}; expected one of {', '.join(Stage.values)}", details={"to": "unknown stage"}
         )
-    now = timezone.now()
     with transaction.atomic():
         model = _lock_model(model)
+        # After the lock: a request that waited behind other promotions is decided now.
+        now = timezone.now()
         version = ModelVersion.objects.select_related("model").get(pk=version.pk)
         if not allowed_transition(version.stage, to):
             raise Conflict(
@@ -425,6 +428,8 @@ def model_rollback(
             if span is None:
                 raise Conflict(f"v{current.version} is the only version ever in production; nothing to roll back to")
         target = span.version
+        # One instant for both halves: the rolled-back span ends where the restored one starts.
+        now = timezone.now()
         rollback = Transition.objects.create(
             model=model,
             version=target,
@@ -435,7 +440,7 @@ def model_rollback(
             reason=reason,
             requested_by=actor,
             status_detail=f"rolled back from v{current.version} to v{target.version}",
-            decided_at=timezone.now(),
+            decided_at=now,
         )
         stage_apply(
             model=model,
@@ -445,8 +450,9 @@ def model_rollback(
             reason=reason,
             via=rollback,
             production_end=ProductionEnd.ROLLED_BACK,
+            at=now,
         )
-        stage_apply(model=model, version=target, to=Stage.PRODUCTION, actor=actor, reason=reason, via=rollback)
+        stage_apply(model=model, version=target, to=Stage.PRODUCTION, actor=actor, reason=reason, via=rollback, at=now)
         audit_append(
             actor=actor,
             action="model.rollback",
