@@ -23,6 +23,9 @@ from lifecycle.evaluation import metrics as m
 from lifecycle.jobs import program
 
 PERMUTATION_ROWS = 2000
+# Cross-validation refits the estimator k times; above this many rows it is skipped
+# unless the job asks for it (params.cv_max_rows).
+CV_MAX_ROWS = 50_000
 
 
 def _load(model: str, entry: dict[str, Any]) -> Any:
@@ -126,7 +129,12 @@ def evaluate_one(
         )
         result["ci"] = {primary: {"low": low, "high": high, "level": 0.95}}
     folds = int(params.get("cv_folds", 5))
-    if folds >= 2 and hasattr(estimator, "fit") and hasattr(estimator, "get_params"):
+    cv_max_rows = int(params.get("cv_max_rows", CV_MAX_ROWS))
+    if folds >= 2 and len(y_all) > cv_max_rows:
+        result["cv"] = {
+            "skipped": f"{len(y_all)} rows is more than cv_max_rows={cv_max_rows}; refitting {folds} times was skipped"
+        }
+    elif folds >= 2 and hasattr(estimator, "fit") and hasattr(estimator, "get_params"):
         from sklearn.base import clone
         from sklearn.model_selection import KFold, StratifiedKFold, cross_val_score
 
@@ -174,49 +182,35 @@ def evaluate_one(
     return result, predicted
 
 
-def main() -> dict[str, Any]:
-    program.setup()
-    import mlflow
-
-    from registry.datasets import dataset_split, split_digest
-
-    params = program.params()
+def evaluate_versions(
+    *,
+    params: dict[str, Any],
+    features: Any,
+    target: Any,
+    test_rows: list[int],
+    estimators: list[tuple[dict[str, Any], Any]],
+    on_progress: Any = None,
+) -> dict[str, Any]:
+    """Score each ``(entry, estimator)`` on the test rows; deltas of candidate vs champion."""
     task = params.get("task", "classification")
     primary = params.get("primary_metric") or ("f1" if task == "classification" else "rmse")
-    dataset = params["dataset"]
-    frame, digest = program.dataset_frame(dataset)
-    features, target = program.features_and_target(frame, dataset["target"])
-    _, test_rows = dataset_split(
-        frame,
-        dataset["target"],
-        seed=int(params.get("seed", 42)),
-        test_size=float(params.get("test_size", 0.25)),
-        stratify=task == "classification",
-    )
     x_test, y_test = features.iloc[test_rows], target.iloc[test_rows].to_numpy()
     labels = sorted(target.unique().tolist()) if task == "classification" else []
     report: dict[str, Any] = {
         "model": params["model"],
         "task": task,
         "primary_metric": primary,
-        "dataset_digest": digest,
-        "split": {
-            "seed": params.get("seed", 42),
-            "test_rows": len(test_rows),
-            "test_rows_digest": split_digest(test_rows),
-        },
         "evaluations": {},
         "deltas": {},
     }
     predictions: dict[str, np.ndarray] = {}
-    versions = params["versions"]
-    for index, entry in enumerate(versions):
-        estimator = _load(params["model"], entry)
+    for index, (entry, estimator) in enumerate(estimators):
         result, predicted = evaluate_one(estimator, task, primary, x_test, y_test, labels, params, features, target)
         result["role"] = entry.get("role", "candidate")
         report["evaluations"][str(entry["version"])] = result
-        predictions[entry.get("role", "candidate")] = predicted
-        program.progress((index + 1) / (len(versions) + 1))
+        predictions[result["role"]] = predicted
+        if on_progress is not None:
+            on_progress((index + 1) / (len(estimators) + 1))
     metric_fn = m.metric_function(primary, labels if task == "classification" else None)
     if "candidate" in predictions and "champion" in predictions and metric_fn is not None:
         report["deltas"][primary] = m.paired_delta_interval(
@@ -227,8 +221,15 @@ def main() -> dict[str, Any]:
             rounds=int(params.get("bootstrap_rounds", 200)),
             seed=int(params.get("seed", 42)),
         )
-    mlflow.set_experiment(f"modelgate/{params['model']}/evaluations")
-    with mlflow.start_run(tags={"modelgate.model": params["model"], "dataset.digest": digest}) as run:
+    return report
+
+
+def report_log(report: dict[str, Any], *, digest: str) -> dict[str, Any]:
+    """Log the candidate's metrics, the JSON report and the plots to a new MLflow run."""
+    import mlflow
+
+    mlflow.set_experiment(f"modelgate/{report['model']}/evaluations")
+    with mlflow.start_run(tags={"modelgate.model": report["model"], "dataset.digest": digest}) as run:
         candidate = next((v for v, r in report["evaluations"].items() if r["role"] == "candidate"), None)
         if candidate is not None:
             scalars = report["evaluations"][candidate]["metrics"]
@@ -241,8 +242,44 @@ def main() -> dict[str, Any]:
         report["mlflow_run_id"] = run.info.run_id
         report["report_uri"] = f"{run.info.artifact_uri.rstrip('/')}/evaluation"
         report["plots"] = [path.name for path in plots]
+    return report
+
+
+def main() -> dict[str, Any]:
+    program.setup()
+    from registry.datasets import dataset_split, split_digest
+
+    params = program.params()
+    task = params.get("task", "classification")
+    dataset = params["dataset"]
+    frame, digest = program.dataset_frame(dataset)
+    features, target = program.features_and_target(frame, dataset["target"])
+    _, test_rows = dataset_split(
+        frame,
+        dataset["target"],
+        seed=int(params.get("seed", 42)),
+        test_size=float(params.get("test_size", 0.25)),
+        stratify=task == "classification",
+    )
+    estimators = [(entry, _load(params["model"], entry)) for entry in params["versions"]]
+    report = evaluate_versions(
+        params=params,
+        features=features,
+        target=target,
+        test_rows=test_rows,
+        estimators=estimators,
+        on_progress=program.progress,
+    )
+    report["dataset_digest"] = digest
+    report["split"] = {
+        "seed": params.get("seed", 42),
+        "test_rows": len(test_rows),
+        "test_rows_digest": split_digest(test_rows),
+    }
+    report_log(report, digest=digest)
     program.progress(1.0)
     program.result_write(report)
+    primary = report["primary_metric"]
     print(json.dumps({v: r["metrics"].get(primary) for v, r in report["evaluations"].items()}))
     return report
 
