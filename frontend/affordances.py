@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 
 from lifecycle.choices import OPEN_TRANSITION_STATUSES, TransitionStatus
+from lifecycle.jobs.models import JOB_FINAL_STATES, Job
 from lifecycle.models import Transition
 from registry.choices import STAGE_TRANSITIONS, Role, Stage
 from registry.models import ModelVersion, Team
@@ -57,3 +58,11 @@ def requestable_stages(version: ModelVersion) -> list[tuple[str, str]]:
         # a replacement or by a rollback (the model page's rollback form).
         allowed = allowed - {Stage.ARCHIVED}
     return [(value, label) for value, label in Stage.choices if value in allowed]
+
+
+def can_cancel_job(user: User, job: Job) -> bool:
+    """What ``job_cancel`` allows: the submitter, or an approver of the job's team, while
+    the job is not over."""
+    if job.state in JOB_FINAL_STATES:
+        return False
+    return job.created_by_id == user.pk or has_role(user, job.team_id, Role.APPROVER)

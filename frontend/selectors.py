@@ -13,10 +13,13 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Count, Exists, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
+from lifecycle.evaluation.models import Evaluation
+from lifecycle.jobs.models import JOB_FINAL_STATES, Job, JobState, Worker
+from lifecycle.jobs.selectors import jobs_visible_to
 from lifecycle.models import Transition
 from lifecycle.selectors import audit_list, production_history, transitions_visible_to
 from registry.choices import Stage
-from registry.errors import InvalidInput
+from registry.errors import InvalidInput, NotFound
 from registry.models import ModelVersion, RegisteredModel
 from registry.permissions import models_visible_to
 
@@ -129,3 +132,54 @@ def audit_actions(*, user: User) -> list[str]:
 
 def model_names_visible_to(user: User, *, limit: int = 500) -> list[str]:
     return list(models_visible_to(user).order_by("name").values_list("name", flat=True)[:limit])
+
+
+# --- jobs ----------------------------------------------------------------------------
+
+# The jobs page's two lists: what waits or runs now, and what is over.
+OPEN_JOB_STATES = tuple(state for state in JobState.values if state not in JOB_FINAL_STATES)
+FINAL_JOB_STATES = tuple(state for state in JobState.values if state in JOB_FINAL_STATES)
+
+
+def jobs_open(jobs: QuerySet[Job]) -> QuerySet[Job]:
+    """Queued, scheduled and running jobs: the most urgent first, then the oldest, as
+    the scheduler would take them."""
+    return jobs.filter(state__in=OPEN_JOB_STATES).order_by("-priority", "created_at", "id")
+
+
+def jobs_finished(jobs: QuerySet[Job]) -> QuerySet[Job]:
+    """Jobs that are over (succeeded, failed, cancelled), the latest to finish first."""
+    return jobs.filter(state__in=FINAL_JOB_STATES).order_by("-finished_at", "-id")
+
+
+def job_children(*, user: User, job: Job, limit: int = 100) -> list[Job]:
+    """A sweep's jobs, as far as the user may see them."""
+    return list(jobs_visible_to(user).filter(parent=job).order_by("id")[:limit])
+
+
+def job_ids_visible_to(user: User, ids: list[int]) -> set[int]:
+    """Which of these jobs the user may open (the workers page links only those)."""
+    return set(jobs_visible_to(user).filter(pk__in=ids).values_list("pk", flat=True)) if ids else set()
+
+
+def any_worker_registered() -> bool:
+    """Whether any worker has ever registered (the jobs page's empty state says how to
+    start one when none has)."""
+    return Worker.objects.exists()
+
+
+# --- evaluations ---------------------------------------------------------------------
+
+
+def version_evaluations(*, version: ModelVersion, limit: int = 10) -> list[Evaluation]:
+    """The version's evaluations, newest first. The caller has checked that the user may
+    see the version (``version_get`` under ``model_get``)."""
+    return list(Evaluation.objects.filter(version=version).select_related("compared_with", "job")[:limit])
+
+
+def evaluation_get(*, version: ModelVersion, pk: int) -> Evaluation:
+    """One evaluation of a version the user may see; ``NotFound`` for any other."""
+    evaluation = Evaluation.objects.filter(version=version, pk=pk).first()
+    if evaluation is None:
+        raise NotFound(f"{version.model.name} v{version.version} has no evaluation {pk}")
+    return evaluation

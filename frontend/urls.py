@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from frontend import views
+from frontend import job_views, views
 
 app_name = "frontend"
 
@@ -24,9 +24,19 @@ urlpatterns = [
         views.transition_request,
         name="transition-request",
     ),
+    path(
+        "models/<str:name>/versions/<int:number>/evaluations/<int:pk>/plots/<str:plot>",
+        views.evaluation_plot,
+        name="evaluation-plot",
+    ),
     path("transitions/<int:pk>/approve/", views.transition_approve, name="transition-approve"),
     path("transitions/<int:pk>/reject/", views.transition_reject, name="transition-reject"),
     path("transitions/<int:pk>/cancel/", views.transition_cancel, name="transition-cancel"),
     path("transitions/<int:pk>/recheck/", views.transition_recheck, name="transition-recheck"),
     path("audit/", views.audit, name="audit"),
+    path("jobs/", job_views.job_list, name="job-list"),
+    path("jobs/<int:pk>/", job_views.job_detail, name="job-detail"),
+    path("jobs/<int:pk>/log", job_views.job_log, name="job-log"),
+    path("jobs/<int:pk>/cancel/", job_views.job_cancel, name="job-cancel"),
+    path("workers/", job_views.workers, name="workers"),
 ]

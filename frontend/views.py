@@ -31,6 +31,7 @@ from frontend.affordances import (
     transitions_with_actions,
 )
 from frontend.comparison import metric_comparison
+from frontend.evaluation_report import evaluation_report
 from frontend.forms import DecisionForm, RollbackForm, TransitionRequestForm, form_data
 from frontend.signatures import signature_tables
 from lifecycle import selectors as lifecycle_selectors
@@ -40,7 +41,7 @@ from lifecycle.services import transitions as transition_services
 from lifecycle.services.audit import audit_verify
 from registry import selectors as registry_selectors
 from registry import storage
-from registry.errors import DomainError
+from registry.errors import DomainError, NotFound
 from registry.models import ModelVersion
 
 PAGE_SIZE = 25
@@ -81,7 +82,7 @@ def page_view(view: View) -> View:
     return login_required(wrapper)
 
 
-def _paginate(request: HttpRequest, items: Any, *, param: str = "page", per_page: int = PAGE_SIZE) -> Page:
+def paginate(request: HttpRequest, items: Any, *, param: str = "page", per_page: int = PAGE_SIZE) -> Page:
     return Paginator(items, per_page).get_page(request.GET.get(param))
 
 
@@ -92,8 +93,8 @@ def _paginate(request: HttpRequest, items: Any, *, param: str = "page", per_page
 @page_view
 def inbox(request: HttpRequest) -> HttpResponse:
     """Pending requests of the teams I can see, then blocked ones, each with its gates."""
-    pending = _paginate(request, lifecycle_selectors.transition_list(user=request.user, status="pending"))
-    blocked = _paginate(
+    pending = paginate(request, lifecycle_selectors.transition_list(user=request.user, status="pending"))
+    blocked = paginate(
         request, lifecycle_selectors.transition_list(user=request.user, status="blocked"), param="blocked_page"
     )
     return render(
@@ -179,7 +180,7 @@ def model_list(request: HttpRequest) -> HttpResponse:
         "frontend/model_list.html",
         {
             "nav": "models",
-            "page": _paginate(request, ui_selectors.model_rows(models)),
+            "page": paginate(request, ui_selectors.model_rows(models)),
             "filters": filters,
             "filtered": any(filters.values()),
             "teams": ui_selectors.team_names_visible_to(request.user),
@@ -196,13 +197,13 @@ def _primary_metric(version: ModelVersion, metric_name: str) -> float | None:
 @page_view
 def model_detail(request: HttpRequest, name: str) -> HttpResponse:
     model = registry_selectors.model_get(user=request.user, name=name)
-    versions = _paginate(request, registry_selectors.version_list(model=model), param="versions_page")
+    versions = paginate(request, registry_selectors.version_list(model=model), param="versions_page")
     registry_selectors.version_details_load(versions)
     for version in versions:
         version.primary_value = _primary_metric(version, model.primary_metric)
     production = registry_selectors.version_list(model=model, stage=Stage.PRODUCTION).first()
-    timeline = _paginate(request, ui_selectors.model_transitions(user=request.user, model=model), param="timeline_page")
-    history = _paginate(request, lifecycle_selectors.production_history(model=model), param="history_page")
+    timeline = paginate(request, ui_selectors.model_transitions(user=request.user, model=model), param="timeline_page")
+    history = paginate(request, lifecycle_selectors.production_history(model=model), param="history_page")
     may_roll_back = can_roll_back(request.user, model.team)
     return render(
         request,
@@ -287,6 +288,8 @@ def version_detail(request: HttpRequest, name: str, number: int) -> HttpResponse
     files = _artifact_files(version)
     by_path = {f["path"]: f for f in files}
     reports = [{**report, **by_path.get(report["path"], {})} for report in ui_selectors.report_files(version)]
+    evaluations = ui_selectors.version_evaluations(version=version)
+    latest = evaluations[0] if evaluations else None
     return render(
         request,
         "frontend/version_detail.html",
@@ -298,6 +301,18 @@ def version_detail(request: HttpRequest, name: str, number: int) -> HttpResponse
             "champion": champion,
             "comparison": comparison,
             "reports": reports,
+            "evaluation": latest,
+            "evaluation_report": (
+                evaluation_report(
+                    metrics=latest.metrics,
+                    details=latest.details,
+                    deltas=latest.deltas,
+                    primary=latest.primary_metric or model.primary_metric,
+                )
+                if latest
+                else None
+            ),
+            "earlier_evaluations": evaluations[1:],
             "signature": signature_tables(version.signature),
             "tags": sorted(version.tag_rows.values_list("key", "value")),
             "files": files,
@@ -306,6 +321,26 @@ def version_detail(request: HttpRequest, name: str, number: int) -> HttpResponse
             "stages": requestable_stages(version),
         },
     )
+
+
+@require_GET
+@page_view
+def evaluation_plot(request: HttpRequest, name: str, number: int, pk: int, plot: str) -> HttpResponse:
+    """A PNG plot of an evaluation, read from its report location (S3, a local
+    directory or MLflow-served artifacts) for whoever may see the version."""
+    model = registry_selectors.model_get(user=request.user, name=name)
+    version = registry_selectors.version_get(model=model, version=number)
+    evaluation = ui_selectors.evaluation_get(version=version, pk=pk)
+    # Only the names the evaluation logged: never a path the request makes up.
+    if plot not in (evaluation.plots or []) or not plot.lower().endswith(".png") or not evaluation.report_uri:
+        raise NotFound(f"evaluation {evaluation.pk} of {model.name} v{version.version} has no plot {plot!r}")
+    data = storage.read_file(evaluation.report_uri, plot)
+    if data is None:
+        raise NotFound(f"the plot {plot!r} is no longer at {evaluation.report_uri}")
+    response = HttpResponse(data, content_type="image/png")
+    # A logged plot never changes; the browser may keep it, but no shared cache may.
+    response["Cache-Control"] = "private, max-age=86400"
+    return response
 
 
 @require_POST
@@ -337,7 +372,7 @@ def audit(request: HttpRequest) -> HttpResponse:
         "frontend/audit.html",
         {
             "nav": "audit",
-            "page": _paginate(request, records, per_page=50),
+            "page": paginate(request, records, per_page=50),
             "filters": filters,
             "filtered": any(filters.values()),
             "chain": audit_verify(),

@@ -1,5 +1,5 @@
 """Small renderers shared by the UI's templates: timestamps, stage badges, gate icons,
-numbers, digests and pagination links."""
+numbers, digests, durations, sizes and pagination links."""
 
 from __future__ import annotations
 
@@ -78,6 +78,8 @@ def metric(value: float | None) -> str:
     """A metric value with enough digits to tell close values apart."""
     if value is None:
         return "—"
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
     if not math.isfinite(value):
         return str(value)
     return f"{value:.6g}"
@@ -109,6 +111,73 @@ def mlflow_run_url(run_id: str) -> str:
     """The run's page in MLflow's UI, or "" when no UI address is configured."""
     base = (settings.MLFLOW_UI_URL or "").rstrip("/")
     return f"{base}/#/runs/{run_id}" if base and run_id else ""
+
+
+@register.filter
+def get_item(mapping: Any, key: str) -> Any:
+    """``mapping[key]``, or ``None`` when it is not a mapping or has no such key."""
+    return mapping.get(key) if isinstance(mapping, dict) else None
+
+
+@register.filter
+def pretty_json(value: Any) -> str:
+    """Indented JSON for a ``<pre>`` (specs, results)."""
+    return json.dumps(value, cls=DjangoJSONEncoder, sort_keys=True, ensure_ascii=False, indent=2)
+
+
+@register.filter
+def job_seconds(job: Any) -> float | None:
+    """How long the job has run: start to finish, or to now while it runs; ``None``
+    before it starts."""
+    if job.started_at is None:
+        return None
+    end = job.finished_at or timezone.now()
+    return max((end - job.started_at).total_seconds(), 0.0)
+
+
+@register.filter
+def duration(seconds: float | None) -> str:
+    """``42s``, ``3m 05s``, ``2h 10m``, ``3d 4h``."""
+    if seconds is None:
+        return "—"
+    total = int(seconds)
+    days, rest = divmod(total, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes:02d}m"
+    if minutes:
+        return f"{minutes}m {secs:02d}s"
+    return f"{secs}s"
+
+
+@register.filter
+def mebibytes(value: int | None) -> str:
+    """A size given in MiB, in the unit people read: ``512 MiB``, ``62.5 GiB``."""
+    if value is None:
+        return "—"
+    if value < 1024:
+        return f"{value} MiB"
+    return f"{value / 1024:.3g} GiB" if value < 1024 * 1000 else f"{value / 1024 / 1024:.3g} TiB"
+
+
+@register.filter
+def cost(value: float | None) -> str:
+    """A cost in the workers' price unit (``--cost-per-hour``), to the cent or three
+    significant digits below a cent."""
+    if value is None:
+        return "—"
+    return f"{value:.2f}" if abs(value) >= 0.01 or value == 0 else f"{value:.3g}"
+
+
+@register.filter
+def percent(value: float | None) -> str:
+    """A fraction as a whole percentage, rounded down: ``0.425`` → ``42%``."""
+    if value is None or not math.isfinite(value):
+        return "—"
+    return f"{math.floor(max(value, 0.0) * 100 + 1e-9)}%"
 
 
 @register.simple_tag(takes_context=True)

@@ -10,10 +10,23 @@ from pathlib import Path
 
 import pytest
 
+from lifecycle.jobs.models import Job, JobState
+from lifecycle.jobs.services import job_log_append, pool_quota_set
 from lifecycle.services.transitions import transition_approve
 from registry.choices import Stage
+from registry.services import team_ensure
 from tests.conftest import Actor, require_service
-from tests.frontend.conftest import Story, password_of, story_create
+from tests.frontend.conftest import (
+    GPU_SPEC,
+    Story,
+    evaluation_create,
+    job_create,
+    job_finished,
+    job_running,
+    password_of,
+    story_create,
+    worker_create,
+)
 
 # Playwright's sync API runs an event loop in this thread; the ORM calls that set up and
 # check each test are still plain synchronous calls.
@@ -180,9 +193,131 @@ def test_models_version_and_audit_pages_render(
     page.goto(f"{live_server.url}/models/fraud-detector/versions/2/")
     compare = page.locator("#compare-title + p + .table-wrap")
     expect(compare.locator("tr", has_text="f1")).to_contain_text("+0.03")
-    expect(page.get_by_text("No evaluation report yet.")).to_be_visible()
+    expect(page.get_by_text("No evaluation yet:", exact=False)).to_be_visible()
     page.screenshot(path=str(screenshots / "version.png"), full_page=True)
 
     page.get_by_role("link", name="Audit").click()
     expect(page.locator(".chain-valid")).to_contain_text("Hash chain intact")
     page.screenshot(path=str(screenshots / "audit.png"), full_page=True)
+
+
+# --- jobs, workers, evaluations ------------------------------------------------------
+
+
+@pytest.mark.usefixtures("quiet_scheduler")
+def test_a_job_log_tail_updates_while_the_job_runs(
+    page, live_server, live_story: Story, owner: Actor, screenshots: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    worker_create("gpu-1", gpus=2)
+    job = job_running(job_create(actor=owner, model=live_story.model, version=live_story.v2, spec=GPU_SPEC))
+    job_log_append(job_id=job.pk, attempt=1, text="loading data: 48210 rows\n")
+    log_in(page, live_server.url, owner)
+    page.goto(f"{live_server.url}/jobs/{job.pk}/")
+    log = page.locator("pre.log")
+    expect(log).to_contain_text("loading data: 48210 rows")
+    expect(page.locator("[data-job-state] .badge")).to_have_text("running")
+    expect(page.get_by_role("button", name="Stop this job")).to_be_visible()
+    # Anything the page remembers survives only if it is never reloaded.
+    page.evaluate("window.__sameDocument = true")
+
+    for epoch, loss in ((1, 0.412), (2, 0.331), (3, 0.297)):
+        job_log_append(job_id=job.pk, attempt=1, text=f"epoch {epoch}/3 loss={loss}\n")
+        Job.objects.filter(pk=job.pk).update(progress=epoch / 4)
+        expect(log).to_contain_text(f"epoch {epoch}/3 loss={loss}")
+    expect(page.locator("[data-job-percent]")).to_have_text("75%")
+    assert page.evaluate("window.__sameDocument") is True
+    assert log.inner_text().splitlines() == [
+        "loading data: 48210 rows",
+        "epoch 1/3 loss=0.412",
+        "epoch 2/3 loss=0.331",
+        "epoch 3/3 loss=0.297",
+    ]
+    page.screenshot(path=str(screenshots / "job-running.png"), full_page=True)
+
+    job_log_append(job_id=job.pk, attempt=1, text="registered fraud-detector v4\n")
+    job_finished(Job.objects.get(pk=job.pk), result={"version": 4, "f1": 0.931})
+    badge = page.locator("[data-job-state] .badge")
+    expect(badge).to_have_text("succeeded")
+    expect(badge).to_have_class(re.compile(r"status-succeeded"))
+    expect(log).to_contain_text("registered fraud-detector v4")
+    expect(page.locator("[data-job-percent]")).to_have_text("100%")
+    expect(page.locator("[data-log-status]")).to_contain_text("End of the log. The job has succeeded.")
+    expect(page.get_by_role("button", name="Stop this job")).to_have_count(0)
+    assert page.evaluate("window.__sameDocument") is True
+    page.screenshot(path=str(screenshots / "job-finished.png"), full_page=True)
+
+    # The reload the page offers shows the result.
+    page.get_by_role("link", name="Reload for its result, exit code and cost.").click()
+    expect(page.locator("#result-title + details")).to_contain_text('"f1": 0.931')
+
+
+@pytest.mark.usefixtures("quiet_scheduler")
+def test_jobs_and_workers_pages_render(
+    page, live_server, live_story: Story, owner: Actor, approver: Actor, screenshots: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    worker_create("gpu-1", gpus=4, labels={"zone": "eu", "disk": "nvme"})
+    worker_create("gpu-2", gpus=2, labels={"zone": "us"})
+    worker_create("cpu-1", gpus=0)
+    model = live_story.model
+    running = job_running(
+        job_create(actor=owner, model=model, version=live_story.v2, spec=GPU_SPEC), worker="gpu-1", gpus=(0, 1)
+    )
+    job_log_append(job_id=running.pk, attempt=1, text="epoch 1/3 loss=0.41\n")
+    job_running(job_create(actor=owner, model=model, kind="evaluate", version=live_story.v3), worker="gpu-2", gpus=(0,))
+    job_create(actor=owner, model=model, kind="train", priority=10)
+    job_create(actor=owner, model=model, kind="batch_infer")
+    job_finished(job_running(job_create(actor=owner, model=model), worker="cpu-1", gpus=()), result={"f1": 0.93})
+    job_finished(job_running(job_create(actor=owner, model=model), worker="gpu-2", gpus=(1,)), state=JobState.FAILED)
+    pool_quota_set(actor=None, pool=running.pool, team=team_ensure(name="fraud"), gpu_limit=4)
+
+    log_in(page, live_server.url, approver)
+    page.get_by_role("link", name="Jobs").click()
+    queue = page.locator("#queue-title ~ .table-wrap").first
+    expect(queue.locator("tbody tr")).to_have_count(4)
+    expect(queue.locator(f"#job-{running.pk}")).to_contain_text("gpu-1 · GPU 0, 1")
+    expect(page.locator("#history-title ~ .table-wrap").first.locator("tbody tr")).to_have_count(2)
+    page.screenshot(path=str(screenshots / "jobs.png"), full_page=True)
+
+    page.get_by_label("State").select_option("running")
+    page.get_by_role("button", name="Filter").click()
+    expect(page.locator("tbody tr")).to_have_count(2)
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.screenshot(path=str(screenshots / "jobs-narrow.png"), full_page=True)
+    page.set_viewport_size({"width": 1280, "height": 900})
+
+    page.get_by_role("link", name="Workers").click()
+    gpu1 = page.locator("#worker-gpu-1")
+    expect(gpu1.locator(".gpus-in-use")).to_contain_text("in use: 0, 1")
+    expect(gpu1.locator(".gpu-busy")).to_have_count(2)
+    expect(gpu1.get_by_role("link", name=f"#{running.pk}")).to_be_visible()
+    stamp = gpu1.locator("time")
+    assert stamp.get_attribute("title").endswith(" UTC") and "UTC" not in stamp.inner_text()
+    expect(page.locator("#pool-default")).to_contain_text("3 workers · 6 GPUs")
+    page.screenshot(path=str(screenshots / "workers.png"), full_page=True)
+
+
+def test_version_page_shows_the_evaluation_with_its_plots(
+    page, live_server, live_story: Story, viewer: Actor, screenshots: Path, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    evaluation = evaluation_create(version=live_story.v2, report_dir=tmp_path / "report", champion=live_story.v1)
+    log_in(page, live_server.url, viewer)
+    page.goto(f"{live_server.url}/models/fraud-detector/versions/2/")
+    section = page.locator("section", has=page.locator("#evaluation-title"))
+    expect(section).to_contain_text("95% CI [0.9102, 0.9488]")
+    expect(section).to_contain_text("5-fold CV f1: 0.9276 ± 0.0114")
+    expect(section.locator("table.deltas")).to_contain_text("better: the interval is clear of 0")
+    images = section.locator(".plots img")
+    expect(images).to_have_count(len(evaluation.plots))
+    for index in range(len(evaluation.plots)):
+        images.nth(index).scroll_into_view_if_needed()
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.plots img')].every(img => img.complete && img.naturalWidth > 0)"
+    )
+    page.screenshot(path=str(screenshots / "version-evaluation.png"), full_page=True)

@@ -437,7 +437,7 @@ def test_version_page_shows_confidence_bounds_that_the_gate_recorded(story: Stor
 
 def test_version_page_without_a_report_or_signature_says_so(story: Story, viewer: Actor) -> None:
     page = _text(client_for(viewer).get("/models/fraud-detector/versions/2/"))
-    assert "No evaluation report yet." in page
+    assert "No evaluation yet: <code>POST /api/v1/models/fraud-detector/versions/2/evaluations/</code>" in page
     assert "No signature recorded." in page
 
 
