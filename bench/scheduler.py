@@ -4,24 +4,42 @@ Run from the repository root::
 
     python bench/scheduler.py                 # 10,000 jobs on 1,000 workers, every strategy
     python bench/scheduler.py --unique-shapes # defeat the per-round failure memo (worst case)
+    python bench/scheduler.py --latency       # also section 2 (needs Redis and PostgreSQL)
+    python bench/scheduler.py --latency --no-throughput   # section 2 alone
 
 Section "throughput" times ``schedule()`` for one whole round per strategy on a
 generated cluster (mixed A100/H100/L4/T4, 1-8 GPUs per worker, pools, team
 quotas, gang jobs, deadlines) and reports placements per second next to
 published anchors. The time includes building the capacity index and ordering
 the queue, i.e. everything a real round pays for apart from reading the database.
+
+Section "latency" (``--latency``) measures submit-to-running latency end to end: a
+fresh PostgreSQL database (created, migrated, dropped at the end), Redis on
+127.0.0.1:6379 (db 9, flushed before and after) as the broker, and real
+``manage.py job_worker --scheduler`` processes. Small jobs are submitted through
+``job_submit`` at a steady rate; the latency of a job runs from the commit of its
+submission to the ``started_at`` its worker wrote when it claimed the job, and is
+split at ``scheduled_at`` (when the pass that placed the job took the scheduling lock).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
+import secrets
+import shutil
+import signal
+import socket
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import IO
 
 # Run as a script, Python only puts bench/ on the path; the package lives one level up.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -248,10 +266,258 @@ def run_throughput_section(args: argparse.Namespace) -> bool:
     return all_pass
 
 
-# A submit-to-running latency section (real Celery workers, job submitted through
-# the API until the worker reports it running) belongs beside
-# run_throughput_section as its own function called from main(). It is not
-# written yet; nothing in this file measures it.
+# --- Section 2: submit-to-running latency on real workers --------------------------
+
+TARGET_P50_MS = 100.0
+ROOT = Path(__file__).resolve().parents[1]
+REDIS_URL = "redis://127.0.0.1:6379/9"
+POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+WARM_UP_JOBS = 6
+
+
+def _port_open(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    """Nearest-rank percentile (no interpolation), e.g. 0.95 of 200 values is the 190th."""
+    ordered = sorted(values)
+    rank = max(1, min(len(ordered), -(-len(ordered) * fraction // 1)))
+    return ordered[int(rank) - 1]
+
+
+@dataclass
+class LatencyBench:
+    """The processes and resources one latency run owns, so they are all released."""
+
+    database: str
+    workdir: Path
+    env: dict[str, str]
+    workers: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
+    logs: list[IO[str]] = field(default_factory=list)
+    database_created: bool = False
+
+    def admin(self, sql: str) -> None:
+        import psycopg
+
+        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(sql)
+
+    def flush_redis(self) -> None:
+        import redis
+
+        client = redis.Redis.from_url(REDIS_URL)
+        try:
+            client.flushdb()
+        finally:
+            client.close()
+
+    def manage(self, *argv: str, timeout: float) -> None:
+        done = subprocess.run(
+            [sys.executable, "manage.py", *argv],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"manage.py {' '.join(argv)} failed:\n{(done.stdout + done.stderr)[-3000:]}")
+
+    def start_worker(self, name: str, slots: int) -> None:
+        log = (self.workdir / f"{name}.log").open("w")
+        self.logs.append(log)
+        argv = ["job_worker", "--name", name, "--gpus", "none", "--slots", str(slots), "--scheduler"]
+        process = subprocess.Popen(
+            [sys.executable, "manage.py", *argv, "--loglevel", "WARNING"],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.workers.append((name, process))
+
+    def worker_log_tail(self) -> str:
+        return "\n".join(
+            f"--- {name}\n" + (self.workdir / f"{name}.log").read_text()[-1500:] for name, _ in self.workers
+        )
+
+    def stop_workers(self) -> None:
+        for _, process in self.workers:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        for _, process in self.workers:
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+        for log in self.logs:
+            log.close()
+
+    def release(self) -> None:
+        """Stop every process this run started and drop what it created; never raises."""
+        steps = [self.stop_workers, self._close_django, self.flush_redis]
+        if self.database_created:
+            steps.append(lambda: self.admin(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)'))
+        for step in steps:
+            try:
+                step()
+            except Exception as exc:  # keep releasing the rest
+                print(f"  cleanup step failed: {exc}", file=sys.stderr)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+
+    @staticmethod
+    def _close_django() -> None:
+        if "django.db" in sys.modules:
+            from django.db import connections
+
+            connections.close_all()
+
+
+def _wait_for(check, *, timeout: float, what: str, bench: LatencyBench) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        dead = [name for name, process in bench.workers if process.poll() is not None]
+        if dead:
+            raise RuntimeError(f"worker {dead[0]} exited:\n{bench.worker_log_tail()}")
+        time.sleep(0.05)
+    raise RuntimeError(f"timed out after {timeout:g} s waiting for {what}\n{bench.worker_log_tail()}")
+
+
+def _submit_stamped(submit) -> tuple[object, float]:
+    """Submit in a transaction whose first after-commit hook notes the wall-clock time of
+    the commit, before the submission's own hook kicks the scheduler."""
+    from django.db import transaction
+
+    stamp: list[float] = []
+    with transaction.atomic():
+        transaction.on_commit(lambda: stamp.append(time.time()))
+        job = submit()
+    return job, stamp[0]
+
+
+def run_latency_section(args: argparse.Namespace) -> bool:
+    """Section 2: submit-to-running latency with real workers. Returns whether p50 met the target."""
+    print("== Submit-to-running latency (Redis broker, real job workers, PostgreSQL) ==")
+    missing = [name for name, port in (("Redis", 6379), ("PostgreSQL", 5432)) if not _port_open(port)]
+    if missing:
+        print(f"not run: {' and '.join(missing)} not answering on 127.0.0.1")
+        return False
+    database = f"modelgate_bench_{os.getpid()}_{secrets.token_hex(3)}"
+    workdir = Path(tempfile.mkdtemp(prefix="modelgate-bench-"))
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{database}",
+        "CELERY_BROKER_URL": REDIS_URL,
+        "MODELGATE_VAR_DIR": str(workdir / "var"),
+        "MODELGATE_JOB_DIR": str(workdir / "jobs"),
+        "MODELGATE_WORKER_HEARTBEAT_SECONDS": "2",
+        "MODELGATE_SCHEDULER_STRATEGY": args.latency_strategy,
+    }
+    bench = LatencyBench(database, workdir, env)
+    deadline = time.monotonic() + args.latency_timeout
+    load = os.getloadavg()
+    try:
+        bench.admin(f'CREATE DATABASE "{database}"')
+        bench.database_created = True
+        bench.flush_redis()
+        bench.manage("migrate", "--no-input", timeout=max(30.0, deadline - time.monotonic()))
+        os.environ.update(env)
+        import django
+
+        django.setup()
+        from django.contrib.auth import get_user_model
+
+        from lifecycle.jobs.models import Job, Worker, WorkerState
+        from lifecycle.jobs.services import job_submit
+        from registry.services import membership_set, team_ensure
+
+        names = [f"bench-w{i}" for i in range(args.latency_workers)]
+        for name in names:
+            bench.start_worker(name, args.latency_slots)
+        _wait_for(
+            lambda: Worker.objects.filter(name__in=names, state=WorkerState.ONLINE).count() == len(names),
+            timeout=max(1.0, min(120.0, deadline - time.monotonic())),
+            what="the workers to register",
+            bench=bench,
+        )
+        time.sleep(1.0)  # their consumers attach to the queues just after they register
+
+        user = get_user_model().objects.create_user("bench", password=secrets.token_urlsafe(16))
+        team = team_ensure(name="bench")
+        membership_set(user=user, team=team, role="developer")
+        spec = {"entrypoint": ["true"], "resources": {"cpus": 0.1, "memory_mb": 16}, "max_attempts": 1}
+
+        def submit():
+            return job_submit(actor=user, team=team, kind="batch_infer", spec=spec)
+
+        def started(ids: list[int]) -> bool:
+            return Job.objects.filter(pk__in=ids, started_at__isnull=False).count() == len(ids)
+
+        warm = [_submit_stamped(submit)[0].pk for _ in range(WARM_UP_JOBS)]
+        _wait_for(lambda: started(warm), timeout=60, what="the warm-up jobs to start", bench=bench)
+
+        committed: dict[int, float] = {}
+        began = time.monotonic()
+        for n in range(args.latency_jobs):
+            pause = began + n / args.latency_rate - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+            job, stamp = _submit_stamped(submit)
+            committed[job.pk] = stamp
+        submitting_s = time.monotonic() - began
+        ids = list(committed)
+        _wait_for(
+            lambda: started(ids),
+            timeout=max(1.0, deadline - time.monotonic()),
+            what=f"{len(ids)} jobs to start",
+            bench=bench,
+        )
+        rows = Job.objects.filter(pk__in=ids).values_list("pk", "scheduled_at", "started_at", "attempts")
+        placed_ms, dispatched_ms, latency_ms = [], [], []
+        retried = 0
+        for pk, scheduled_at, started_at, attempts in rows:
+            placed_ms.append((scheduled_at.timestamp() - committed[pk]) * 1000)
+            dispatched_ms.append((started_at - scheduled_at).total_seconds() * 1000)
+            latency_ms.append((started_at.timestamp() - committed[pk]) * 1000)
+            retried += attempts > 1
+    except (RuntimeError, subprocess.TimeoutExpired) as exc:
+        print(f"not measured: {exc}")
+        return False
+    finally:
+        bench.release()
+
+    print(
+        f"{len(latency_ms)} jobs (`true`, 0.1 CPU) submitted through job_submit at {args.latency_rate:g}/s "
+        f"({submitting_s:.1f} s) after {WARM_UP_JOBS} warm-up jobs; {args.latency_workers} workers x "
+        f"{args.latency_slots} slots, each also scheduling; strategy {args.latency_strategy}; "
+        f"{retried} needed a second attempt"
+    )
+    print()
+    print(f"{'leg':<36}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}")
+    for label, values in (
+        ("commit -> placed (scheduled_at)", placed_ms),
+        ("placed -> claimed by a worker", dispatched_ms),
+        ("commit -> running (started_at)", latency_ms),
+    ):
+        print(f"{label:<36}{_percentile(values, 0.5):>9.1f}{_percentile(values, 0.95):>9.1f}{max(values):>9.1f}")
+    p50 = _percentile(latency_ms, 0.5)
+    ok = p50 < TARGET_P50_MS
+    print()
+    # Every leg competes for the same CPUs as the database, the broker and the workers.
+    print(f"host: {os.cpu_count()} CPUs, load average {load[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end")
+    print(f"target: p50 < {TARGET_P50_MS:g} ms submit-to-running -> {p50:.1f} ms {'PASS' if ok else 'FAIL'}")
+    return ok
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -273,13 +539,41 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="give every job a distinct memory request so no failure is memoised",
     )
-    return parser.parse_args(argv)
+    parser.add_argument("--no-throughput", action="store_true", help="skip section 1")
+    parser.add_argument(
+        "--latency",
+        action="store_true",
+        help="run section 2: submit-to-running latency on real workers (Redis db 9, a scratch PostgreSQL database)",
+    )
+    parser.add_argument("--latency-jobs", type=int, default=200, help="measured jobs (default 200)")
+    parser.add_argument("--latency-rate", type=float, default=10.0, help="submissions per second (default 10)")
+    parser.add_argument("--latency-workers", type=int, default=3, help="job worker processes (default 3)")
+    parser.add_argument("--latency-slots", type=int, default=4, help="slots per worker (default 4)")
+    parser.add_argument(
+        "--latency-strategy",
+        choices=sorted(set(STRATEGIES) - {"static"}),  # static needs per-team assignments
+        default="least_loaded",
+        help="(default least_loaded)",
+    )
+    parser.add_argument(
+        "--latency-timeout", type=float, default=300.0, help="give up section 2 after this many seconds (default 300)"
+    )
+    args = parser.parse_args(argv)
+    if args.latency_jobs < 1 or args.latency_rate <= 0 or args.latency_workers < 1 or args.latency_slots < 1:
+        parser.error("--latency-jobs, --latency-rate, --latency-workers and --latency-slots must be positive")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark sections; exit status 1 if any strategy misses the target."""
+    """Run the benchmark sections; exit status 1 if any section misses its target."""
     args = parse_args(argv)
-    ok = run_throughput_section(args)
+    ok = True
+    if not args.no_throughput:
+        ok = run_throughput_section(args)
+    if args.latency:
+        if not args.no_throughput:
+            print()
+        ok = run_latency_section(args) and ok
     return 0 if ok else 1
 
 

@@ -22,9 +22,11 @@ process group is killed when the attempt ends.
 from __future__ import annotations
 
 import ctypes
+import functools
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -126,6 +128,40 @@ def command_for(launch: Launch) -> tuple[list[str], dict[str, str]]:
     return argv, env
 
 
+def _executable(name: str, workdir: Path, env: dict[str, str]) -> str | None:
+    """Where ``name`` resolves for the job (a path is taken from its directory)."""
+    if os.sep in name:
+        path = workdir / name
+        return str(path) if path.is_file() and os.access(path, os.X_OK) else None
+    return shutil.which(name, path=env.get("PATH", os.defpath))
+
+
+@functools.cache
+def _setpriv() -> str | None:
+    """util-linux's setpriv, when it can set the parent-death signal (2.33 and later)."""
+    found = shutil.which("setpriv")
+    if found is None:
+        return None
+    try:
+        usage = subprocess.run([found, "--help"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return found if "--pdeathsig" in usage else None
+
+
+def _spawn(argv: list[str]) -> tuple[list[str], dict[str, Any]]:
+    """The job's argv and Popen options that make it die with the worker.
+
+    ``setpriv --pdeathsig KILL`` sets the signal and execs the job, so Popen can use
+    vfork; a Python ``preexec_fn`` (the fallback) forces a fork of the whole worker,
+    tens of milliseconds for a Django process and holding the GIL, so every other
+    thread of the worker (its consumer, other jobs starting) waits for it."""
+    setpriv = _setpriv()
+    if setpriv is not None:
+        return [setpriv, "--pdeathsig", "KILL", "--", *argv], {"start_new_session": True}
+    return argv, {"preexec_fn": _die_with_parent}
+
+
 def _die_with_parent() -> None:
     os.setsid()
     try:
@@ -149,14 +185,17 @@ def run(
     argv, env = command_for(launch)
     started = time.monotonic()
     try:
+        if _executable(argv[0], launch.workdir, env) is None:
+            raise FileNotFoundError(f"no executable {argv[0]!r} on PATH or in the job's directory")
+        spawn_argv, spawn_options = _spawn(argv)
         process = subprocess.Popen(
-            argv,
+            spawn_argv,
             cwd=launch.workdir,
             env=env,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,
+            **spawn_options,
         )
     except (OSError, ValueError, subprocess.SubprocessError) as exc:
         # A missing executable fails every attempt alike: record why instead of raising,

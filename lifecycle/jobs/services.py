@@ -378,32 +378,44 @@ _SLOT_RETRIES = 8
 
 # Passes run in several processes (every worker started with --scheduler); each reads
 # the cluster's free capacity, so two at once would hand the same GPUs to two jobs.
+# Advisory lock keys: the running pass, and the one pass waiting to run next.
 _SCHEDULER_LOCK = 0x4D47_5343
-
-
 _NEXT_PASS_LOCK = _SCHEDULER_LOCK + 1
 
 
-def _lock_scheduling() -> None:
+def _lock_scheduling(*, release_claim: bool = False) -> None:
     """Serialise scheduling passes until the transaction ends (PostgreSQL; SQLite's
-    single writer serialises them already)."""
+    single writer serialises them already), then give up the claim on the next pass."""
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_SCHEDULER_LOCK])
+            if release_claim:
+                # One round trip: the target list is evaluated in order, so the claim is
+                # let go only once the lock is held.
+                cursor.execute(
+                    "SELECT pg_advisory_xact_lock(%s), pg_advisory_unlock(%s)", [_SCHEDULER_LOCK, _NEXT_PASS_LOCK]
+                )
+            else:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_SCHEDULER_LOCK])
 
 
 def _claim_next_pass() -> bool:
-    """Become the one pass waiting to run next; False when another pass already is.
+    """Become the one pass waiting to run next; False when nothing is queued or another
+    pass already is waiting.
 
     That pass has not read the queue yet (it lets go of its claim only once it holds
     the scheduling lock, just before reading), so it will place every job this one
     would: a burst of kicks costs two passes, not one each, and no worker thread sits
     waiting on the lock."""
     if connection.vendor != "postgresql":
-        return True
+        return Job.objects.filter(state=JobState.QUEUED).exists()
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_lock(%s)", [_NEXT_PASS_LOCK])
-        return bool(cursor.fetchone()[0])
+        # The lock is only tried when something is queued (WHERE before the target list).
+        cursor.execute(
+            f'SELECT pg_try_advisory_lock(%s) WHERE EXISTS (SELECT 1 FROM "{Job._meta.db_table}" WHERE state = %s)',
+            [_NEXT_PASS_LOCK, JobState.QUEUED.value],
+        )
+        row = cursor.fetchone()
+    return bool(row and row[0])
 
 
 def _release_next_pass() -> None:
@@ -457,15 +469,12 @@ def schedule_pass(*, strategy: str | None = None, now: datetime | None = None, l
     """
     strategy = strategy or settings.MODELGATE_SCHEDULER_STRATEGY
     outcome = SchedulePass()
-    if not Job.objects.filter(state=JobState.QUEUED).exists():
-        return outcome  # most kicks find the queue already emptied by an earlier pass
     if not _claim_next_pass():
-        return outcome
+        return outcome  # nothing queued, or the pass waiting to run next will place it
     claimed = True
     try:
         with transaction.atomic():
-            _lock_scheduling()
-            _release_next_pass()
+            _lock_scheduling(release_claim=True)
             claimed = False
             return _schedule_locked(strategy, now or timezone.now(), limit, outcome)
     finally:
@@ -555,6 +564,7 @@ def _schedule_locked(strategy: str, now: datetime, limit: int, outcome: Schedule
 
 
 def _fail_unrunnable(job: Job, now: datetime, reason: str) -> None:
+    """Fail a queued job that can never run, with the reason and an audit record."""
     job.state, job.finished_at, job.state_detail = JobState.FAILED, now, reason
     job.save(update_fields=["state", "finished_at", "state_detail"])
     audit_append(

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 from typing import Any
 
+from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import exceptions, pagination
 from rest_framework.response import Response
 
@@ -22,10 +24,24 @@ class CursorPagination(pagination.CursorPagination):
             return tuple(ordering(request))
         return (self.ordering,) if isinstance(self.ordering, str) else tuple(self.ordering)
 
-    def decode_cursor(self, request: Any) -> Any:
+    def paginate_queryset(self, queryset: Any, request: Any, view: Any = None) -> list[Any] | None:
         try:
+            return super().paginate_queryset(queryset, request, view)
+        except (ValueError, TypeError, DjangoValidationError) as exc:
+            # A well-formed cursor whose position does not fit the ordering's field
+            # (``p=abc`` for a numeric one) fails only when the queryset is filtered.
+            if request.query_params.get(self.cursor_query_param) is None:
+                raise
+            raise InvalidInput("the cursor is invalid", details={"cursor": "invalid"}) from exc
+
+    def decode_cursor(self, request: Any) -> Any:
+        encoded = request.query_params.get(self.cursor_query_param)
+        try:
+            if encoded is not None:
+                # DRF's decoder skips characters outside the alphabet: "%%%" would be page 1.
+                base64.b64decode(encoded.encode("ascii"), validate=True)
             return super().decode_cursor(request)
-        except exceptions.NotFound:
+        except (exceptions.NotFound, ValueError):
             raise InvalidInput("the cursor is invalid", details={"cursor": "invalid"}) from None
 
     def get_page_size(self, request: Any) -> int:

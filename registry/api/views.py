@@ -26,7 +26,7 @@ from registry.api.serializers import (
     VersionCreateIn,
     VersionOut,
 )
-from registry.errors import InvalidInput
+from registry.errors import InvalidInput, NotFound
 from registry.models import Team
 
 
@@ -247,7 +247,10 @@ class AliasView(ApiView):
         model = selectors.model_get(user=request.user, name=name)
         data = AliasSetIn(data=request.data)
         data.is_valid(raise_exception=True)
-        target = selectors.version_get(model=model, version=data.validated_data["version"])
+        try:
+            target = selectors.version_get(model=model, version=data.validated_data["version"])
+        except NotFound as exc:
+            raise InvalidInput(exc.message, details={"version": "unknown version"}) from exc
         services.alias_set(actor=request.user, model=model, name=alias, version=target)
         return Response(VersionOut(selectors.alias_resolve(model=model, alias=alias)).data)
 
