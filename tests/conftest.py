@@ -156,7 +156,7 @@ def mlflow_server(s3_endpoint: S3Endpoint, service_logs: Path, worker_id_label: 
     try:
         wait_until(
             lambda: requests.get(f"{url}/health", timeout=2).ok,
-            timeout=120,
+            timeout=300,
             what="mlflow server",
             process=process,
             log=log,

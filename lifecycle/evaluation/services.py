@@ -294,6 +294,9 @@ def _sweep_finished(parent: Job) -> None:
         )
         return
     best_value, best = (min if lower else max)(scored, key=lambda pair: pair[0])
+    # Two children finishing together both see the sweep complete; one claims it.
+    if not Job.objects.filter(pk=parent.pk, outcome_applied_at__isnull=True).update(outcome_applied_at=timezone.now()):
+        return
     result = {
         "children": summary,
         "best_job": best.pk,
@@ -302,16 +305,24 @@ def _sweep_finished(parent: Job) -> None:
         "best_value": best_value,
         "run_id": best.result["run_id"],
     }
-    updated = Job.objects.filter(pk=parent.pk, state=JobState.RUNNING).update(
+    if params.get("register", True):
+        try:
+            version = _register_trained(parent, best.result["run_id"])
+        except DependencyUnavailable:
+            Job.objects.filter(pk=parent.pk).update(outcome_applied_at=None)
+            raise
+        result["version"] = version.version
+        parent.result = result
+    # The sweep is finished only once its best run is a version, so whoever sees it
+    # succeeded also sees the version.
+    Job.objects.filter(pk=parent.pk, state=JobState.RUNNING).update(
         state=JobState.SUCCEEDED,
         finished_at=timezone.now(),
         progress=1.0,
         result=result,
         state_detail=f"best {metric} = {best_value:.4f} from job {best.pk}",
     )
-    if updated and params.get("register", True):
-        parent.refresh_from_db()
-        version = _register_trained(parent, best.result["run_id"])
+    if params.get("register", True):
         _after_registration(parent, version)
 
 
