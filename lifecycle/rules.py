@@ -30,6 +30,7 @@ import difflib
 import math
 import operator
 import re
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
@@ -360,7 +361,7 @@ def _with_notes(sentence: str, notes: list[str]) -> str:
 
 
 @dataclass(frozen=True, kw_only=True)
-class BaseRule:
+class BaseRule(ABC):
     """Fields and behaviour shared by every rule type.
 
     Build rules through ``parse_policy``; the constructors do not validate.
@@ -382,9 +383,9 @@ class BaseRule:
         out["stages"] = list(self.stages)
         return out
 
+    @abstractmethod
     def evaluate(self, ctx: GateContext, index: int) -> GateResult:
         """Judge ``ctx`` against this rule; ``index`` is the rule's position in its policy."""
-        raise NotImplementedError
 
     def _result(
         self,

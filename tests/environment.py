@@ -42,5 +42,5 @@ os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "modelgate-test-secret")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 # A loaded CI box can make the test MLflow server answer 503 for a moment: retry briefly.
 os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "2"
-os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = "0.5"
+os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = "1"
 os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = "20"

@@ -158,13 +158,11 @@ class VersionListOut(serializers.ListSerializer):
 
 
 class VersionOut(serializers.Serializer):
-    """One model version.
+    """One model version."""
 
-    The declared fields define the schema. ``to_representation`` builds the same
-    output directly: DRF's generic per-field path, with a nested serializer per
-    version for the metric records, cost several times the rest of a list request.
-    """
-
+    # The declared fields define the schema; ``to_representation`` builds the same output
+    # directly: DRF's generic per-field path, with a nested serializer per version for the
+    # metric records, cost several times the rest of a list request.
     name = serializers.CharField(source="model.name")
     version = serializers.IntegerField()
     stage = serializers.CharField()
