@@ -292,6 +292,28 @@ def transition_approve(*, transition: Transition, actor: AbstractBaseUser, comme
         return _decide(transition, actor=actor, now=timezone.now())
 
 
+def _close(transition: Transition, *, actor: AbstractBaseUser, status: str, verb: str, comment: str) -> Transition:
+    """End an open transition without applying it (rejected or cancelled): record who and
+    why, audit it and publish the event, inside the caller's locked transaction."""
+    before = transition.status
+    transition.status = status
+    transition.status_detail = f"{status} by {actor.get_username()}" + (f": {comment}" if comment else "")
+    transition.decided_at = timezone.now()
+    transition.save()
+    audit_append(
+        actor=actor,
+        action=f"transition.{verb}",
+        object_type="transition",
+        object_id=transition.pk,
+        model_name=transition.model.name,
+        before={"status": before},
+        after={"status": transition.status},
+        reason=comment,
+    )
+    event_publish(team=transition.model.team, event_type=f"transition.{status}", data=transition_payload(transition))
+    return transition
+
+
 def transition_reject(*, transition: Transition, actor: AbstractBaseUser, comment: str = "") -> Transition:
     """Turn a request down; the version stays where it is."""
     require_role(actor, transition.model.team, Role.APPROVER, action="rejecting a transition")
@@ -307,23 +329,7 @@ def transition_reject(*, transition: Transition, actor: AbstractBaseUser, commen
             role=role_in(actor, transition.model.team) or Role.VIEWER,
             comment=comment or "",
         )
-        before = transition.status
-        transition.status = TransitionStatus.REJECTED
-        transition.status_detail = f"rejected by {actor.get_username()}" + (f": {comment}" if comment else "")
-        transition.decided_at = timezone.now()
-        transition.save()
-        audit_append(
-            actor=actor,
-            action="transition.reject",
-            object_type="transition",
-            object_id=transition.pk,
-            model_name=transition.model.name,
-            before={"status": before},
-            after={"status": transition.status},
-            reason=comment,
-        )
-        event_publish(team=transition.model.team, event_type="transition.rejected", data=transition_payload(transition))
-        return transition
+        return _close(transition, actor=actor, status=TransitionStatus.REJECTED, verb="reject", comment=comment)
 
 
 def transition_recheck(*, transition: Transition, actor: AbstractBaseUser) -> Transition:
@@ -380,25 +386,7 @@ def transition_cancel(*, transition: Transition, actor: AbstractBaseUser, commen
     with transaction.atomic():
         transition = _lock_transition(transition)
         _require_open(transition, "cancelled")
-        before = transition.status
-        transition.status = TransitionStatus.CANCELLED
-        transition.status_detail = f"cancelled by {actor.get_username()}" + (f": {comment}" if comment else "")
-        transition.decided_at = timezone.now()
-        transition.save()
-        audit_append(
-            actor=actor,
-            action="transition.cancel",
-            object_type="transition",
-            object_id=transition.pk,
-            model_name=transition.model.name,
-            before={"status": before},
-            after={"status": transition.status},
-            reason=comment,
-        )
-        event_publish(
-            team=transition.model.team, event_type="transition.cancelled", data=transition_payload(transition)
-        )
-        return transition
+        return _close(transition, actor=actor, status=TransitionStatus.CANCELLED, verb="cancel", comment=comment)
 
 
 def model_rollback(
