@@ -97,6 +97,10 @@ DATABASE_URL = env.url(
 DATABASES = {
     "default": dj_database_url.parse(DATABASE_URL, conn_max_age=env.integer("DATABASE_CONN_MAX_AGE", 60, minimum=0))
 }
+# The few lookups every API read makes are server-side prepared statements on
+# PostgreSQL; off for a connection pooler that cannot keep them (PgBouncer before 1.21
+# in transaction mode).
+MODELGATE_PREPARED_STATEMENTS = env.boolean("MODELGATE_PREPARED_STATEMENTS", default=True)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # SQLite serialises writers; a generous timeout turns lock contention between the
     # web server and the worker into waiting instead of "database is locked".
@@ -266,6 +270,8 @@ for _worker_name in (
 # --- API behaviour ------------------------------------------------------------------
 MODELGATE_IDEMPOTENCY_TTL = timedelta(hours=24)
 MODELGATE_TOKEN_TOUCH_INTERVAL = timedelta(seconds=60)
+# Versions kept rendered per server process (about 1.5 kB each); 0 renders every time.
+MODELGATE_RENDERED_VERSIONS = env.integer("MODELGATE_RENDERED_VERSIONS", 20000, minimum=0)
 # Outbox and webhooks: retries back off exponentially from the base, up to the maximum,
 # and are given up on (dead-lettered, re-sendable) after the number of attempts.
 MODELGATE_OUTBOX_BACKOFF_SECONDS = env.number("MODELGATE_OUTBOX_BACKOFF_SECONDS", 5.0, minimum=0)

@@ -1,4 +1,22 @@
+from typing import Any
+
 from django.apps import AppConfig
+from django.db import connections
+from django.db.models.signals import post_migrate
+
+
+def _revision_triggers_ensure(sender: AppConfig, using: str, **kwargs: Any) -> None:
+    """Re-create the revision triggers after ``migrate``: SQLite drops a table's triggers
+    when a migration rebuilds the table. Nothing to do before the columns exist."""
+    from registry.revisions import REVISIONED_TABLES, revision_triggers_install
+
+    connection = connections[using]
+    with connection.cursor() as cursor:
+        if not set(REVISIONED_TABLES) <= set(connection.introspection.table_names(cursor)):
+            return
+        columns = {c.name for c in connection.introspection.get_table_description(cursor, "registry_modelversion")}
+    if "revision" in columns:
+        revision_triggers_install(connection)
 
 
 class RegistryConfig(AppConfig):
@@ -6,3 +24,6 @@ class RegistryConfig(AppConfig):
 
     name = "registry"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        post_migrate.connect(_revision_triggers_ensure, sender=self, dispatch_uid="registry_revision_triggers")

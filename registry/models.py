@@ -23,6 +23,15 @@ from registry.choices import (
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 
 
+class RevisionField(models.BigIntegerField):
+    """Set by a database trigger on every insert and update (``registry/revisions.py``)."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        kwargs.setdefault("default", 0)
+        kwargs.setdefault("editable", False)
+        super().__init__(*args, **kwargs)
+
+
 class Team(models.Model):
     """A group of people that owns models; every permission is a role in a team."""
 
@@ -67,6 +76,7 @@ class Dataset(models.Model):
     profile = models.JSONField(default=dict, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
+    revision = RevisionField()
 
     class Meta:
         ordering = ["team__name", "name"]
@@ -138,6 +148,7 @@ class ModelVersion(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     stage_changed_at = models.DateTimeField(auto_now_add=True)
+    revision = RevisionField()
 
     class Meta:
         ordering = ["model_id", "-version"]
@@ -166,6 +177,7 @@ class VersionTag(models.Model):
     version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="tag_rows")
     key = models.CharField(max_length=128)
     value = models.CharField(max_length=512)
+    revision = RevisionField()
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["version", "key"], name="version_tag_key_unique")]
@@ -186,6 +198,7 @@ class VersionMetric(models.Model):
     dataset_digest = models.CharField(max_length=64, blank=True)
     recorded_at = models.DateTimeField()
     is_current = models.BooleanField(default=True)
+    revision = RevisionField()
 
     class Meta:
         ordering = ["name", "-recorded_at"]
@@ -205,6 +218,7 @@ class Alias(models.Model):
     name = models.CharField(max_length=64)
     version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="aliases")
     updated_at = models.DateTimeField(auto_now=True)
+    revision = RevisionField()
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["model", "name"], name="alias_name_unique_per_model")]

@@ -45,9 +45,14 @@ def require_role(user: User, team: Team | int, minimum: str, *, action: str) -> 
         raise Forbidden(f"{action} needs the {minimum} role or above in team {name!r}")
 
 
+def sees_every_team(user: User) -> bool:
+    """Superusers see every team's objects."""
+    return user.is_authenticated and bool(getattr(user, "is_superuser", False))
+
+
 def visible_team_ids(user: User) -> list[int] | None:
     """Teams whose objects the user may see; ``None`` means every team (superusers)."""
-    if user.is_authenticated and getattr(user, "is_superuser", False):
+    if sees_every_team(user):
         return None
     return list(team_roles(user))
 

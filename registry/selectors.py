@@ -8,17 +8,31 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any, NamedTuple
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
+from django.db import DEFAULT_DB_ALIAS
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Sum
 
 from registry.choices import STAGE_ALIASES, Stage
 from registry.errors import InvalidInput, NotFound
-from registry.models import Alias, Dataset, ModelTag, ModelVersion, RegisteredModel, Team, VersionMetric, VersionTag
-from registry.permissions import datasets_visible_to, models_visible_to
+from registry.models import (
+    Alias,
+    ApiToken,
+    Dataset,
+    Membership,
+    ModelTag,
+    ModelVersion,
+    RegisteredModel,
+    Team,
+    VersionMetric,
+    VersionTag,
+)
+from registry.permissions import datasets_visible_to, models_visible_to, sees_every_team
+from registry.prepared import PreparedQuery, prepared
 
 User = AbstractBaseUser | AnonymousUser
 
@@ -57,6 +71,35 @@ def model_get(*, user: User, name: str) -> RegisteredModel:
     if model is None:
         raise NotFound(f"no model named {name!r}")
     return model
+
+
+_MODEL_PKS = {
+    True: PreparedQuery(lambda name: RegisteredModel.objects.filter(name=name).order_by().values("pk"), name=str),
+    False: PreparedQuery(
+        lambda name, user_id: (
+            RegisteredModel.objects.filter(
+                name=name, team_id__in=Membership.objects.filter(user_id=user_id).values("team_id")
+            )
+            .order_by()
+            .values("pk")
+        ),
+        name=str,
+        user_id=int,
+    ),
+}
+
+
+def model_pk_get(*, user: User, name: str) -> int:
+    """``model_get(...).pk`` in one prepared query, for reads that need nothing else."""
+    if not user.is_authenticated:
+        raise NotFound(f"no model named {name!r}")
+    if sees_every_team(user):
+        found = _MODEL_PKS[True].first(name=name)
+    else:
+        found = _MODEL_PKS[False].first(name=name, user_id=user.pk)
+    if found is None:
+        raise NotFound(f"no model named {name!r}")
+    return found["pk"]
 
 
 def model_list(
@@ -149,10 +192,17 @@ def version_details_load(versions: Iterable[ModelVersion]) -> None:
         version.alias_names = sorted(aliases[pk])
 
 
-def version_list(
-    *, model: RegisteredModel, stage: str | None = None, tags: list[str] | None = None, metrics: list[str] | None = None
+def version_filter(
+    *,
+    model: RegisteredModel | int,
+    stage: str | None = None,
+    tags: list[str] | None = None,
+    metrics: list[str] | None = None,
 ) -> QuerySet[ModelVersion]:
-    qs = model.versions.all()
+    """A model's versions (the model or its pk) narrowed by the API's filters
+    (``stage=a,b``, ``tag=key:value``, ``metric=f1>=0.9``); bad filters are
+    ``InvalidInput`` naming them."""
+    qs = model.versions.all() if isinstance(model, RegisteredModel) else ModelVersion.objects.filter(model_id=model)
     if stage:
         stages = [s.strip() for s in stage.split(",")]
         bad = [s for s in stages if s not in Stage.values]
@@ -173,32 +223,153 @@ def version_list(
         else:
             current = current.filter(**{f"value__{_OPS[op]}": value})
         qs = qs.filter(Exists(current))
-    return _versions_with_details(qs, for_output=True)
+    return qs
 
 
-def version_get(*, model: RegisteredModel, version: int | str) -> ModelVersion:
+def version_list(
+    *, model: RegisteredModel, stage: str | None = None, tags: list[str] | None = None, metrics: list[str] | None = None
+) -> QuerySet[ModelVersion]:
+    return _versions_with_details(version_filter(model=model, stage=stage, tags=tags, metrics=metrics), for_output=True)
+
+
+def _revision_sum(rows: type[VersionTag] | type[VersionMetric] | type[Alias]) -> Subquery:
+    return Subquery(
+        rows.objects.filter(version=OuterRef("pk"))
+        .order_by()
+        .values("version")
+        .annotate(total=Sum("revision"))
+        .values("total")
+    )
+
+
+# Built once: expressions are copied whenever a queryset uses them.
+_REF_KEYS = {
+    "key_version": F("revision"),
+    "key_dataset": F("dataset__revision"),
+    "key_creator": F("created_by__username"),
+    "key_tags": _revision_sum(VersionTag),
+    "key_metrics": _revision_sum(VersionMetric),
+    "key_aliases": _revision_sum(Alias),
+}
+
+
+def version_refs(qs: QuerySet[ModelVersion], *, position: Iterable[str] = ("version",)) -> QuerySet[ModelVersion]:
+    """``{"pk", <position fields>, "key_*"...}`` rows instead of versions: ``position``
+    is what a page is ordered and cut by, and ``key_*`` the revisions
+    (``registry/revisions.py``) of every row whose content is shown of a version, and
+    its creator's name. Equal ``key_*`` values mean an equal rendering: reading them is
+    one indexed query for a whole page, against building every version again. Runs as a
+    prepared statement (``registry/prepared.py``).
+    """
+    return prepared(qs.values("pk", *position).annotate(**_REF_KEYS))
+
+
+def _version_first(model: RegisteredModel, version: int | str, first: Callable[[QuerySet[ModelVersion]], Any]) -> Any:
+    """``first`` of the model's version with this number, or ``NotFound``."""
     try:
         number = int(version)
     except (TypeError, ValueError):
         raise NotFound(f"model {model.name!r} has no version {version!r}") from None
-    found = _versions_with_details(model.versions.filter(version=number)).first()
+    found = first(model.versions.filter(version=number))
     if found is None:
         raise NotFound(f"model {model.name!r} has no version {number}")
     return found
 
 
-def alias_resolve(*, model: RegisteredModel, alias: str) -> ModelVersion:
-    """The version an alias points to; ``champion``/``challenger`` follow the stages."""
-    # One query for the alias and its version together (the alias row is unique per model).
-    found = _versions_with_details(
-        model.versions.filter(aliases__model=model, aliases__name=alias), for_output=True
-    ).first()
+def _ref_queries(
+    pick: Callable[[QuerySet[ModelVersion], Any], QuerySet[ModelVersion]], key: type
+) -> dict[bool, PreparedQuery]:
+    """``version_refs`` of the version ``pick`` chooses by ``key`` among those of the
+    model named ``name``: ``models_visible_to`` as one fixed-shape query, for members of
+    teams (``user_id``) and for those who see every team."""
+
+    def refs(versions: QuerySet[ModelVersion], key: Any) -> QuerySet[ModelVersion]:
+        return version_refs(pick(versions, key).order_by())[:1]
+
+    return {
+        True: PreparedQuery(
+            lambda name, key: refs(ModelVersion.objects.filter(model__name=name), key), name=str, key=key
+        ),
+        False: PreparedQuery(
+            lambda name, user_id, key: refs(
+                ModelVersion.objects.filter(
+                    model__name=name, model__team_id__in=Membership.objects.filter(user_id=user_id).values("team_id")
+                ),
+                key,
+            ),
+            name=str,
+            user_id=int,
+            key=key,
+        ),
+    }
+
+
+_ALIAS_REFS = _ref_queries(lambda qs, alias: qs.filter(aliases__name=alias, aliases__model=F("model")), str)
+_NUMBER_REFS = _ref_queries(lambda qs, number: qs.filter(version=number), int)
+
+
+def _visible_ref(queries: dict[bool, PreparedQuery], user: User, name: str, key: Any) -> dict[str, Any] | None:
+    if not user.is_authenticated:
+        return None
+    if sees_every_team(user):
+        return queries[True].first(name=name, key=key)
+    return queries[False].first(name=name, user_id=user.pk, key=key)
+
+
+def alias_ref_find(*, user: User, name: str, alias: str) -> dict[str, Any]:
+    """``version_refs`` of the version an alias of a model the user may see points to.
+
+    One prepared query finds an alias row; without one, the general path follows the
+    stage for ``champion``/``challenger`` or says what is missing (``NotFound``).
+    """
+    found = _visible_ref(_ALIAS_REFS, user, name, alias)
+    if found is None:
+        model = model_get(user=user, name=name)
+        found = _alias_first(model, alias, lambda qs: version_refs(qs).first())
+    return found
+
+
+def version_ref_find(*, user: User, name: str, version: int | str) -> dict[str, Any]:
+    """``version_refs`` of one version of a model the user may see, or ``NotFound``
+    naming what is missing."""
+    try:
+        number: int | None = int(version)
+    except (TypeError, ValueError):
+        number = None
+    found = _visible_ref(_NUMBER_REFS, user, name, number) if number is not None and 1 <= number < 2**31 else None
+    if found is None:
+        model = model_get(user=user, name=name)
+        found = _version_first(model, version, lambda qs: version_refs(qs).first())
+    return found
+
+
+def versions_for_output(pks: Iterable[int]) -> list[ModelVersion]:
+    """The versions with these primary keys, with all that showing them needs."""
+    qs = ModelVersion.objects.filter(pk__in=list(pks)).select_related("model")
+    versions = list(_versions_with_details(qs, for_output=True))
+    version_details_load(versions)
+    return versions
+
+
+def version_get(*, model: RegisteredModel, version: int | str) -> ModelVersion:
+    return _version_first(model, version, lambda qs: _versions_with_details(qs).first())
+
+
+def _alias_first(model: RegisteredModel, alias: str, first: Callable[[QuerySet[ModelVersion]], Any]) -> Any:
+    """``first`` of the versions an alias names: its row's version, or for
+    ``champion``/``challenger`` without a row, the version in that stage."""
+    found = first(model.versions.filter(aliases__model=model, aliases__name=alias))
     if found is None:
         stage = next((s for s, a in STAGE_ALIASES.items() if a == alias), None)
-        found = _versions_with_details(model.versions.filter(stage=stage), for_output=True).first() if stage else None
+        found = first(model.versions.filter(stage=stage)) if stage else None
         if found is None:
             raise NotFound(f"model {model.name!r} has no alias {alias!r}")
     return found
+
+
+def alias_resolve(*, model: RegisteredModel, alias: str) -> ModelVersion:
+    """The version an alias points to; ``champion``/``challenger`` follow the stages."""
+    return _alias_first(model, alias, lambda qs: _versions_with_details(qs, for_output=True).first())
 
 
 def version_metrics(version: ModelVersion) -> dict[str, float]:
@@ -240,6 +411,36 @@ def dataset_get(*, user: User, pk: int | str) -> Dataset:
     if dataset is None:
         raise NotFound(f"no dataset {pk!r}")
     return dataset
+
+
+def _token_lookup() -> tuple[PreparedQuery, list[str], list[str]]:
+    token_fields = [f.attname for f in ApiToken._meta.concrete_fields]
+    user_fields = [f.attname for f in get_user_model()._meta.concrete_fields]
+    query = PreparedQuery(
+        lambda token_hash: (
+            ApiToken.objects.filter(token_hash=token_hash)
+            .order_by()
+            .values(*token_fields, *(f"user__{name}" for name in user_fields))
+        ),
+        token_hash=str,
+    )
+    return query, token_fields, user_fields
+
+
+_TOKEN_LOOKUP, _TOKEN_FIELDS, _USER_FIELDS = _token_lookup()
+
+
+def api_token_find(*, token_hash: str) -> ApiToken | None:
+    """The token with this hash and its user, as ``select_related("user")`` gives them;
+    every API call asks, so the query is prepared."""
+    row = _TOKEN_LOOKUP.first(token_hash=token_hash)
+    if row is None:
+        return None
+    token = ApiToken.from_db(DEFAULT_DB_ALIAS, _TOKEN_FIELDS, [row[name] for name in _TOKEN_FIELDS])
+    token.user = get_user_model().from_db(
+        DEFAULT_DB_ALIAS, _USER_FIELDS, [row[f"user__{name}"] for name in _USER_FIELDS]
+    )
+    return token
 
 
 def team_get(*, name: str) -> Team:

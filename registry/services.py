@@ -25,7 +25,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from registry import mlflow_gateway, storage
+from registry import mlflow_gateway, selectors, storage
 from registry.choices import STAGE_ALIASES, DatasetFormat, MetricSource, Role, TaskType, TokenScope
 from registry.datasets import content_digest, dataset_load, format_for, frame_profile
 from registry.errors import Conflict, DependencyUnavailable, Forbidden, InvalidInput, NotFound
@@ -149,7 +149,7 @@ def api_token_issue(
 
 def api_token_authenticate(plaintext: str) -> ApiToken:
     """The live token for this plaintext, or ``Forbidden`` saying why it is refused."""
-    token = ApiToken.objects.select_related("user").filter(token_hash=_token_hash(plaintext)).first()
+    token = selectors.api_token_find(token_hash=_token_hash(plaintext))
     if token is None:
         raise Forbidden("invalid token")
     now = timezone.now()

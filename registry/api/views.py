@@ -6,6 +6,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import connection
+from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from kombu import Connection
 from rest_framework import status
@@ -14,6 +15,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from registry import mlflow_gateway, selectors, services, storage
+from registry.api import documents
 from registry.api.base import ApiView, idempotent
 from registry.api.serializers import (
     AliasSetIn,
@@ -170,15 +172,20 @@ class VersionListView(ApiView):
         responses=VersionOut(many=True),
     )
     def get(self, request: Request, name: str) -> Response:
-        model = selectors.model_get(user=request.user, name=name)
-        self.cursor_ordering(request)
-        qs = selectors.version_list(
+        model = selectors.model_pk_get(user=request.user, name=name)
+        ordering = self.cursor_ordering(request)
+        qs = selectors.version_filter(
             model=model,
             stage=request.query_params.get("stage"),
             tags=request.query_params.getlist("tag"),
             metrics=request.query_params.getlist("metric"),
         )
-        return self.paginate(request, qs, lambda page: VersionOut(page, many=True).data)
+        paginator = self.pagination_class()
+        position = [field.lstrip("-") for field in ordering]
+        refs = paginator.paginate_queryset(selectors.version_refs(qs, position=position), request, view=self)
+        return documents.version_page_response(
+            refs, next_link=paginator.get_next_link(), previous_link=paginator.get_previous_link()
+        )
 
     @extend_schema(request=VersionCreateIn, responses={201: VersionOut})
     def post(self, request: Request, name: str) -> Response:
@@ -197,9 +204,8 @@ class VersionListView(ApiView):
 
 class VersionDetailView(ApiView):
     @extend_schema(responses=VersionOut)
-    def get(self, request: Request, name: str, version: int) -> Response:
-        model = selectors.model_get(user=request.user, name=name)
-        return Response(VersionOut(selectors.version_get(model=model, version=version)).data)
+    def get(self, request: Request, name: str, version: int) -> HttpResponse:
+        return documents.version_response(selectors.version_ref_find(user=request.user, name=name, version=version))
 
 
 class VersionDownloadView(ApiView):
@@ -238,9 +244,8 @@ class VersionVerifyView(ApiView):
 
 class AliasView(ApiView):
     @extend_schema(responses=VersionOut)
-    def get(self, request: Request, name: str, alias: str) -> Response:
-        model = selectors.model_get(user=request.user, name=name)
-        return Response(VersionOut(selectors.alias_resolve(model=model, alias=alias)).data)
+    def get(self, request: Request, name: str, alias: str) -> HttpResponse:
+        return documents.version_response(selectors.alias_ref_find(user=request.user, name=name, alias=alias))
 
     @extend_schema(request=AliasSetIn, responses=VersionOut)
     def put(self, request: Request, name: str, alias: str) -> Response:
