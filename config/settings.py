@@ -236,7 +236,14 @@ CELERY_BEAT_SCHEDULE = {
 
 # --- Jobs and workers ---------------------------------------------------------------
 MODELGATE_SCHEDULER_STRATEGY = env.string("MODELGATE_SCHEDULER_STRATEGY", "least_loaded")
-if MODELGATE_SCHEDULER_STRATEGY not in {"static", "round_robin", "least_loaded", "min_completion_time", "capability", "cost"}:
+if MODELGATE_SCHEDULER_STRATEGY not in {
+    "static",
+    "round_robin",
+    "least_loaded",
+    "min_completion_time",
+    "capability",
+    "cost",
+}:
     raise ImproperlyConfigured(f"MODELGATE_SCHEDULER_STRATEGY={MODELGATE_SCHEDULER_STRATEGY!r} is not a known strategy")
 # Per-strategy configuration, e.g. {"static": {"assignments": {"fraud": ["gpu-a"]}}}.
 MODELGATE_SCHEDULER_CONFIG: dict = {}

@@ -125,18 +125,25 @@ def registered_model_ensure(name: str, *, description: str = "") -> None:
 
 
 def model_version_create(
-    *, name: str, source: str, run_id: str | None, model_id: str | None, request_key: str, tags: dict[str, str]
+    *,
+    name: str,
+    source: str,
+    run_id: str | None,
+    model_id: str | None,
+    request_key: str,
+    tags: dict[str, str],
+    adopt: bool = True,
 ) -> MlflowModelVersion:
-    """Create the MLflow model version, or return the one an earlier try of the same
-    request already created (its response may have been lost)."""
-    registered_model_ensure(name)
+    """Create the MLflow model version, creating the registered model the first time.
+
+    With ``adopt`` (the caller may be retrying: it sent an ``Idempotency-Key``), a
+    version that an earlier try of the same request created is returned instead (its
+    response may have been lost); without, no earlier try can exist and MLflow is not
+    searched.
+    """
     mlflow = client()
-    with mlflow_errors(f"model {name!r}"):
-        existing = mlflow.search_model_versions(
-            filter_string=f"name = '{_quote(name)}' and tag.`{REQUEST_TAG}` = '{_quote(request_key)}'"
-        )
-        if existing:
-            return existing[0]
+
+    def create() -> MlflowModelVersion:
         return mlflow._create_model_version(
             name=name,
             source=source,
@@ -145,6 +152,22 @@ def model_version_create(
             model_id=model_id,
             await_creation_for=0,
         )
+
+    with mlflow_errors(f"model {name!r}"):
+        if adopt:
+            existing = mlflow.search_model_versions(
+                filter_string=f"name = '{_quote(name)}' and tag.`{REQUEST_TAG}` = '{_quote(request_key)}'"
+            )
+            if existing:
+                return existing[0]
+        try:
+            return create()
+        except MlflowException as exc:
+            if exc.error_code != "RESOURCE_DOES_NOT_EXIST":
+                raise
+        # The first version of this model (or MLflow lost the registered model).
+        registered_model_ensure(name)
+        return create()
 
 
 def model_version_download_uri(name: str, version: int | str) -> str:

@@ -344,11 +344,15 @@ def model_update(
 # --- versions -----------------------------------------------------------------------
 
 
+_YAML_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _signature_from_mlmodel(raw: bytes | None) -> dict[str, Any] | None:
     if not raw:
         return None
     try:
-        document = yaml.safe_load(raw) or {}
+        # libyaml's safe loader where it is built in: ten times the pure-Python one.
+        document = yaml.load(raw, Loader=_YAML_SAFE_LOADER) or {}
     except yaml.YAMLError:
         return None
     signature = document.get("signature") if isinstance(document, dict) else None
@@ -380,8 +384,9 @@ class ArtifactFacts:
 
 
 def _artifact_facts(uri: str) -> ArtifactFacts:
-    manifest = storage.artifact_manifest(uri)
-    signature = _signature_from_mlmodel(storage.read_file(uri, "MLmodel")) if "MLmodel" in manifest else None
+    scan = storage.artifact_scan(uri, keep={"MLmodel"})
+    manifest = scan.manifest
+    signature = _signature_from_mlmodel(scan.kept["MLmodel"]) if "MLmodel" in scan.kept else None
     return ArtifactFacts(uri, manifest, storage.manifest_digest(manifest), storage.manifest_size(manifest), signature)
 
 
@@ -395,9 +400,11 @@ def metrics_record(
 ) -> None:
     """Record metric values as the version's current ones, keeping the earlier values."""
     at = at or timezone.now()
+    if not metrics:
+        return
+    VersionMetric.objects.filter(version=version, name__in=list(metrics), is_current=True).update(is_current=False)
     rows = []
     for name, value in metrics.items():
-        VersionMetric.objects.filter(version=version, name=name, is_current=True).update(is_current=False)
         rows.append(
             VersionMetric(
                 version=version,
@@ -479,16 +486,18 @@ def _version_row_write(
             version.dataset = dataset or version.dataset
             version.created_by = version.created_by or actor
             version.save()
-        if created or tags:
-            _tags_replace(
-                VersionTag, "version", version, {**dict(version.tag_rows.values_list("key", "value")), **tags}
-            )
-        if created and facts.metrics:
+        if created:
+            # A new row has no tags or metrics yet: inserted in one statement each.
+            VersionTag.objects.bulk_create(VersionTag(version=version, key=k, value=v) for k, v in tags.items())
             metrics_record(
                 version=version,
-                metrics=facts.metrics,
+                metrics=facts.metrics or {},
                 source=MetricSource.RUN,
                 dataset_digest=dataset.digest if dataset else "",
+            )
+        elif tags:
+            _tags_replace(
+                VersionTag, "version", version, {**dict(version.tag_rows.values_list("key", "value")), **tags}
             )
         if created:
             _changed(action, actor=actor, target=version, before=None, after=version_snapshot(version))
@@ -522,6 +531,7 @@ def model_version_register(
     clean_tags = tags_validate(tags)
     parent = _parent_in_model(model, parent_version)
     dataset_obj = _dataset_in_team(model.team, dataset)
+    retry_possible = request_key is not None
     request_key = request_key or uuid.uuid4().hex
     model_id: str | None = None
     if run_id:
@@ -564,6 +574,7 @@ def model_version_register(
         model_id=model_id,
         request_key=request_key,
         tags=clean_tags,
+        adopt=retry_possible,
     )
     return _version_row_write(
         model=model,

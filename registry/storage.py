@@ -9,10 +9,12 @@ registration so that a failed verification can name the file that changed.
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
@@ -171,32 +173,61 @@ def _materialised(uri: str) -> Iterator[Path]:
         yield mlflow_gateway.artifacts_download(uri, Path(tmp))
 
 
-def artifact_manifest(uri: str) -> Manifest:
-    """Read every byte of the artifact once and return its manifest."""
-    manifest: Manifest = {}
+@dataclass
+class ArtifactScan:
+    """What one read of an artifact gives: its manifest, and the bytes of the files it
+    was asked to keep (small ones such as ``MLmodel``)."""
+
+    manifest: Manifest
+    kept: dict[str, bytes]
+
+
+# Reads the files of an S3 artifact side by side: a model directory of many small files
+# costs one round trip more than its largest file, not one per file.
+_S3_READERS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="modelgate-s3-read")
+
+
+def artifact_scan(uri: str, *, keep: Collection[str] = ()) -> ArtifactScan:
+    """Read every byte of the artifact once: its manifest, and the files named in ``keep``."""
+    entries: list[tuple[str, str, int, bytes | None]] = []
+
+    def digest(relative: str, stream: IO[bytes]) -> tuple[str, str, int, bytes | None]:
+        sink = io.BytesIO() if relative in keep else None
+        sha, size = _hash_stream(stream, sink)
+        return relative, sha, size, None if sink is None else sink.getvalue()
+
     if is_s3(uri):
         location = parse_s3(uri)
         client = s3_client()
+
+        def read(relative: str, key: str) -> tuple[str, str, int, bytes | None]:
+            return digest(relative, client.get_object(Bucket=location.bucket, Key=key)["Body"])
+
         with s3_errors(uri):
-            for relative, key in _s3_keys(location):
-                if not _registered_content(relative):
-                    continue
-                body = client.get_object(Bucket=location.bucket, Key=key)["Body"]
-                sha, size = _hash_stream(body)
-                manifest[relative] = {"sha256": sha, "size": size}
+            keys = [(relative, key) for relative, key in _s3_keys(location) if _registered_content(relative)]
+            if len(keys) == 1:
+                entries = [read(*keys[0])]
+            else:
+                entries = [future.result() for future in [_S3_READERS.submit(read, *item) for item in keys]]
     elif (path := local_path(uri)) is not None:
         for relative, file in _local_files(path):
-            if not _registered_content(relative):
-                continue
-            with file.open("rb") as stream:
-                sha, size = _hash_stream(stream)
-            manifest[relative] = {"sha256": sha, "size": size}
+            if _registered_content(relative):
+                with file.open("rb") as stream:
+                    entries.append(digest(relative, stream))
     else:
         with _materialised(uri) as root:
-            return artifact_manifest(str(root))
-    if not manifest:
+            return artifact_scan(str(root), keep=keep)
+    if not entries:
         raise NotFound(f"the artifact at {uri} is empty")
-    return manifest
+    return ArtifactScan(
+        manifest={relative: {"sha256": sha, "size": size} for relative, sha, size, _ in entries},
+        kept={relative: content for relative, _, _, content in entries if content is not None},
+    )
+
+
+def artifact_manifest(uri: str) -> Manifest:
+    """Read every byte of the artifact once and return its manifest."""
+    return artifact_scan(uri).manifest
 
 
 def _object_key(location: S3Location, relative: str) -> str:

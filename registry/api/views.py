@@ -197,7 +197,7 @@ class VersionListView(ApiView):
             version = services.model_version_register(
                 actor=request.user, model=model, request_key=request_key, **data.validated_data
             )
-            return Response(VersionOut(selectors.version_get(model=model, version=version.version)).data, status=201)
+            return Response(VersionOut(version).data, status=status.HTTP_201_CREATED)
 
         return idempotent(request, register)
 
