@@ -269,6 +269,17 @@ class CpuMeter:
     def used(before: dict[int, float], after: dict[int, float]) -> float:
         return sum(cpu - before.get(pid, 0.0) for pid, cpu in after.items())
 
+    def used_by_service(self, before: dict[int, float], after: dict[int, float]) -> dict[str, float]:
+        """CPU seconds per service this run started (its process group), the rest as
+        ``postgresql`` (the database backends)."""
+        names = {process.pid: name for name, process in self.stack.processes}
+        parts: dict[str, float] = {}
+        for pid, cpu in after.items():
+            found = _process_cpu(pid)
+            name = names.get(found[0], "postgresql") if found else "postgresql"
+            parts[name] = parts.get(name, 0.0) + cpu - before.get(pid, 0.0)
+        return parts
+
     def close(self) -> None:
         self.conn.close()
 
@@ -325,6 +336,7 @@ class Result:
     timed_out: bool
     first_error: str | None
     cpu: float = float("nan")  # CPU seconds of the services and their database backends
+    cpu_parts: dict[str, float] = field(default_factory=dict)  # the same, per service
 
     @property
     def ok(self) -> int:
@@ -393,6 +405,7 @@ def measure(
     for thread in threads:
         thread.join()
     wall = time.perf_counter() - started
+    cpu_after = meter.snapshot() if meter else {}
     return Result(
         system,
         what,
@@ -403,7 +416,8 @@ def measure(
         wall,
         timed_out=issued < total,
         first_error=errors[0] if errors else None,
-        cpu=meter.used(cpu_before, meter.snapshot()) if meter else float("nan"),
+        cpu=meter.used(cpu_before, cpu_after) if meter else float("nan"),
+        cpu_parts=meter.used_by_service(cpu_before, cpu_after) if meter else {},
     )
 
 
@@ -422,6 +436,7 @@ def merge(parts: list[Result]) -> Result:
         timed_out=any(p.timed_out for p in parts),
         first_error=errors[0] if errors else None,
         cpu=sum(p.cpu for p in parts),
+        cpu_parts={name: sum(p.cpu_parts.get(name, 0.0) for p in parts) for part in parts for name in part.cpu_parts},
     )
 
 
@@ -1059,6 +1074,12 @@ def run(plan: Plan, stack: Stack) -> bool:
     for line in table(results):
         print(line)
     print("(* = stopped by the time limit before all requests were made)")
+    print()
+    print("CPU ms per registration, by process (where the work of a registration is done):")
+    for r in results:
+        if r.what == "register version" and r.ok:
+            parts = ", ".join(f"{name} {cpu / r.ok * 1000:.1f}" for name, cpu in sorted(r.cpu_parts.items()) if cpu > 0)
+            print(f"  {r.system:<10} {r.clients} client(s): {parts}")
     print()
     lines, all_pass = verdicts(results, plan)
     for line in lines:

@@ -18,12 +18,20 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import boto3
+import hypothesis
 import psycopg
 import pytest
 import requests
 from rest_framework.test import APIClient
 
 from tests.environment import POSTGRES_AVAILABLE, REQUIRE_SERVICES, port_open
+
+# Property tests check what the code computes, not how fast examples are generated: on a
+# loaded 2-core CI box, Hypothesis' timing health check and deadline fail at random.
+hypothesis.settings.register_profile(
+    "modelgate", deadline=None, suppress_health_check=[hypothesis.HealthCheck.too_slow]
+)
+hypothesis.settings.load_profile("modelgate")
 
 BIN = Path(sys.executable).parent
 OUTPUT_DIR = Path(os.environ.get("MODELGATE_TEST_OUTPUT", Path(__file__).resolve().parent.parent / "test-output"))
