@@ -448,19 +448,23 @@ def compare(
     *,
     time_limit: float,
     meter: CpuMeter,
+    server_threads: int,
     rounds: int = 3,
 ) -> list[Result]:
     """Measure each system in ``rounds`` alternating rounds (A B, B A, A B ...) of
     ``total / rounds`` calls, so that a change in the machine's background load during
-    the measurement falls on both systems alike; each round is preceded by a short
-    warm-up that is not counted."""
+    the measurement falls on both systems alike; each round is preceded by a warm-up
+    that is not counted: two calls on each of ``server_threads`` concurrent clients at
+    least (every server worker and thread has served one before any is measured, as
+    in a server that has been up for a while)."""
     parts: dict[str, list[Result]] = {system: [] for system in calls}
     order = list(calls)
     for index in range(rounds):
         share = total // rounds + (1 if index < total % rounds else 0)
         for system in order if index % 2 == 0 else reversed(order):
             call = calls[system]
-            measure(system, "warm-up", clients, clients, call, time_limit=time_limit)
+            warm = max(clients, server_threads)
+            measure(system, "warm-up", warm, 2 * warm, call, time_limit=time_limit)
             parts[system].append(
                 measure(system, what, clients, share, call, time_limit=time_limit / rounds, meter=meter)
             )
@@ -993,7 +997,13 @@ def run(plan: Plan, stack: Stack) -> bool:
     }
     for clients, total in zip((1, plan.clients), plan.register_requests, strict=True):
         for result in compare(
-            "register version", clients, total, registration_calls, time_limit=plan.time_limit, meter=meter
+            "register version",
+            clients,
+            total,
+            registration_calls,
+            time_limit=plan.time_limit,
+            meter=meter,
+            server_threads=plan.workers * plan.threads,
         ):
             results.append(result)
             print("   ", table([result])[-1], flush=True)
@@ -1044,7 +1054,15 @@ def run(plan: Plan, stack: Stack) -> bool:
     for what, totals, mlflow_call, modelgate_call in reads:
         calls = {"MLflow": mlflow_call, "ModelGate": modelgate_call}
         for clients, total in zip((1, plan.clients), totals, strict=True):
-            for result in compare(what, clients, total, calls, time_limit=plan.time_limit, meter=meter):
+            for result in compare(
+                what,
+                clients,
+                total,
+                calls,
+                time_limit=plan.time_limit,
+                meter=meter,
+                server_threads=plan.workers * plan.threads,
+            ):
                 results.append(result)
                 print("   ", table([result])[-1], flush=True)
 
@@ -1065,7 +1083,7 @@ def run(plan: Plan, stack: Stack) -> bool:
     )
     print(
         "method    : each measurement = its requests in 3 alternating rounds (MLflow then ModelGate, then the other "
-        "way round, ...), each after an uncounted warm-up; latency = request sent to body read; req/s = requests / "
+        "way round, ...), each after an uncounted warm-up (2 calls on each of workers x threads concurrent clients); latency = request sent to body read; req/s = requests / "
         "summed wall time of the rounds; CPU ms/req = user+system CPU of every process this run started (moto, "
         "mlflow server, gunicorn) and of the PostgreSQL backends of both databases during the rounds, per request "
         "(ModelGate's registration includes the MLflow and S3 work it causes)"
