@@ -186,6 +186,13 @@ if MODELGATE_S3_SSE not in {"", "AES256", "aws:kms"}:
     raise ImproperlyConfigured(f"MODELGATE_S3_SSE={MODELGATE_S3_SSE!r} must be empty, AES256 or aws:kms")
 MODELGATE_S3_SSE_KMS_KEY_ID = env.string("MODELGATE_S3_SSE_KMS_KEY_ID", "")
 MODELGATE_PRESIGN_EXPIRY_SECONDS = env.integer("MODELGATE_PRESIGN_EXPIRY_SECONDS", 3600, minimum=1)
+# Server directories whose files API callers may register as a version's source or a
+# dataset's uri: any other path would let every developer read the server's files.
+# Production reads none unless told; elsewhere the local state directory.
+MODELGATE_LOCAL_SOURCE_ROOTS = tuple(
+    Path(root).expanduser().resolve()
+    for root in env.string_list("MODELGATE_LOCAL_SOURCE_ROOTS", [] if MODELGATE_ENV == "production" else [str(VAR_DIR)])
+)
 # Credentials are read by boto3 itself; named here so that deployment files may set them.
 for _aws_name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "MLFLOW_S3_ENDPOINT_URL"):
     env.raw(_aws_name)

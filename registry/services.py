@@ -197,6 +197,7 @@ def dataset_create(
     if format is not None and format not in DatasetFormat.values:
         raise InvalidInput(f"format {format!r} is not one of {DatasetFormat.values}", details={"format": "invalid"})
     fmt = format_for(uri, format)
+    storage.local_source_check(uri, field="uri")
     if Dataset.objects.filter(team=team, name=name).exists():
         raise Conflict(f"team {team.name!r} already has a dataset named {name!r}")
     frame, data = dataset_load(uri, fmt)
@@ -553,6 +554,7 @@ def model_version_register(
                 f"source {source!r} must be an s3:// URI or a path on the server",
                 details={"source": "unsupported scheme"},
             )
+        storage.local_source_check(source, field="source")
         try:
             facts = _artifact_facts(source)
         except NotFound as exc:

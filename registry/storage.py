@@ -72,6 +72,24 @@ def local_path(uri: str) -> Path | None:
     return None
 
 
+def local_source_check(uri: str, *, field: str) -> None:
+    """Refuse a path on the server outside ``MODELGATE_LOCAL_SOURCE_ROOTS`` (after
+    following links): what a caller names is read, and may be copied into MLflow."""
+    path = local_path(uri)
+    if path is None:
+        return
+    resolved = path.expanduser().resolve()
+    roots = settings.MODELGATE_LOCAL_SOURCE_ROOTS
+    if any(resolved == root or root in resolved.parents for root in roots):
+        return
+    allowed = ", ".join(str(root) for root in roots) or "none"
+    raise InvalidInput(
+        f"{field} {uri!r} is outside the server directories ModelGate reads from "
+        f"(MODELGATE_LOCAL_SOURCE_ROOTS: {allowed}); use an s3:// URI",
+        details={field: "outside the directories the server may read"},
+    )
+
+
 @lru_cache(maxsize=4)
 def _s3_client(endpoint_url: str | None, region: str) -> Any:
     return boto3.client(

@@ -41,6 +41,8 @@ os.environ.setdefault("AWS_ACCESS_KEY_ID", "modelgate-test")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "modelgate-test-secret")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 # A loaded CI box can make the test MLflow server answer 503 for a moment: retry briefly.
+# Tests register model directories and dataset files from their temporary directories.
+os.environ["MODELGATE_LOCAL_SOURCE_ROOTS"] = tempfile.gettempdir()
 os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "2"
 os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = "1"
 os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = "20"

@@ -675,6 +675,18 @@ def test_production_settings_read_the_secret_key_from_a_mounted_file(tmp_path: P
     assert result.stdout.strip().splitlines()[-1] == str(len(secret_file.read_text().strip()))
 
 
+def test_production_reads_no_server_path_unless_told_which(tmp_path: Path) -> None:
+    show = "; from django.conf import settings; print(list(map(str, settings.MODELGATE_LOCAL_SOURCE_ROOTS)))"
+    key = secrets.token_urlsafe(50)
+    default = start_django(tmp_path, show, MODELGATE_ENV="production", SECRET_KEY=key)
+    configured = start_django(
+        tmp_path, show, MODELGATE_ENV="production", SECRET_KEY=key, MODELGATE_LOCAL_SOURCE_ROOTS="/srv/models,/srv/data"
+    )
+    assert default.returncode == configured.returncode == 0, default.stderr[-2000:] + configured.stderr[-2000:]
+    assert default.stdout.strip().splitlines()[-1] == "[]"
+    assert configured.stdout.strip().splitlines()[-1] == "['/srv/models', '/srv/data']"
+
+
 # --- secrets stay out of the repository -------------------------------------------------
 
 
