@@ -42,13 +42,16 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
 
 
 class TokenScopePermission(permissions.BasePermission):
-    """A token without the ``write`` scope may only read."""
+    """A token without the ``write`` scope may only read: safe methods, and the POSTs of
+    views that declare ``reads_only`` (they change nothing, such as a verification)."""
 
     message = "this token lacks the 'write' scope"
 
     def has_permission(self, request: Request, view: Any) -> bool:
         token = request.auth
         if not isinstance(token, ApiToken) or request.method in permissions.SAFE_METHODS:
+            return True
+        if getattr(view, "reads_only", False):
             return True
         return TokenScope.WRITE in (token.scopes or [])
 

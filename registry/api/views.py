@@ -232,7 +232,12 @@ class VersionDownloadView(ApiView):
 
 
 class VersionVerifyView(ApiView):
-    """Re-read the artifact and compare it with the digest recorded at registration."""
+    """Re-read the artifact and compare it with the digest recorded at registration.
+
+    A POST because it does work, but it changes nothing: read-only tokens may call it.
+    """
+
+    reads_only = True
 
     @extend_schema(request=None, responses={200: dict})
     def post(self, request: Request, name: str, version: int) -> Response:
