@@ -995,18 +995,23 @@ def run(plan: Plan, stack: Stack) -> bool:
         "MLflow": lambda s, i: env.mlflow.create_version(s, REG_MODEL_MLFLOW, source, reg_tags),
         "ModelGate": lambda s, i: env.modelgate.register(s, REG_MODEL_MODELGATE, source, reg_tags),
     }
-    for clients, total in zip((1, plan.clients), plan.register_requests, strict=True):
-        for result in compare(
-            "register version",
-            clients,
-            total,
-            registration_calls,
-            time_limit=plan.time_limit,
-            meter=meter,
-            server_threads=plan.workers * plan.threads,
-        ):
-            results.append(result)
-            print("   ", table([result])[-1], flush=True)
+
+    def measured(what: str, totals: tuple[int, int], calls: dict[str, Call]) -> None:
+        """Both systems at 1 and at ``plan.clients`` clients, printed as they finish."""
+        for clients, total in zip((1, plan.clients), totals, strict=True):
+            for result in compare(
+                what,
+                clients,
+                total,
+                calls,
+                time_limit=plan.time_limit,
+                meter=meter,
+                server_threads=plan.workers * plan.threads,
+            ):
+                results.append(result)
+                print("   ", table([result])[-1], flush=True)
+
+    measured("register version", plan.register_requests, registration_calls)
 
     print(f"\n[2] seeding {plan.versions:,} versions of {SEARCH_MODEL!r}", flush=True)
     tags_by_version = seed_mlflow(env, plan)
@@ -1052,19 +1057,7 @@ def run(plan: Plan, stack: Stack) -> bool:
     ]
     print(f"\n[3] reads at {plan.versions:,} versions", flush=True)
     for what, totals, mlflow_call, modelgate_call in reads:
-        calls = {"MLflow": mlflow_call, "ModelGate": modelgate_call}
-        for clients, total in zip((1, plan.clients), totals, strict=True):
-            for result in compare(
-                what,
-                clients,
-                total,
-                calls,
-                time_limit=plan.time_limit,
-                meter=meter,
-                server_threads=plan.workers * plan.threads,
-            ):
-                results.append(result)
-                print("   ", table([result])[-1], flush=True)
+        measured(what, totals, {"MLflow": mlflow_call, "ModelGate": modelgate_call})
 
     print("\n" + "=" * 100)
     print("ModelGate vs MLflow - registry benchmark")
