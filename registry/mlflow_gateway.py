@@ -15,6 +15,7 @@ from pathlib import Path
 
 import requests
 from django.conf import settings
+from mlflow.entities import LoggedModel
 from mlflow.entities.model_registry import ModelVersion as MlflowModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
@@ -89,22 +90,15 @@ def run_model(run_id: str, *, artifact_path: str | None = None) -> RunModel:
             raise
         metrics = dict(run.data.metrics)
         experiment_id = run.info.experiment_id
-        logged = []
-        page_token = None
-        while True:
-            page = mlflow.search_logged_models(
-                experiment_ids=[experiment_id],
-                filter_string=f"source_run_id = '{run_id}'",
-                page_token=page_token,
-            )
-            logged.extend(m for m in page if m.source_run_id == run_id)
-            page_token = page.token
-            if not page_token:
-                break
-        if artifact_path:
-            logged = [m for m in logged if m.name == artifact_path]
+        outputs = run.outputs.model_outputs if run.outputs else []
+        steps = {o.model_id: o.step for o in outputs}
+        # The models the run logged are its outputs (one lookup each by id); a search
+        # of the experiment is only needed for models that name the run as their
+        # source without being among its outputs.
+        logged = _logged_models_of_run(mlflow, run_id, [o.model_id for o in outputs], artifact_path)
+        if not logged:
+            logged = _logged_models_of_run_searched(mlflow, run_id, experiment_id, artifact_path)
         if logged:
-            steps = {o.model_id: o.step for o in (run.outputs.model_outputs if run.outputs else [])}
             chosen = max(logged, key=lambda m: (steps.get(m.model_id, 0), m.creation_timestamp))
             return RunModel(run_id, chosen.artifact_location, chosen.model_id, metrics, experiment_id)
         base = run.info.artifact_uri.rstrip("/")
@@ -117,6 +111,39 @@ def run_model(run_id: str, *, artifact_path: str | None = None) -> RunModel:
         f"run {run_id!r} logged no model{where}",
         details={"run_id": f"run {run_id!r} has no logged model{where}"},
     )
+
+
+def _logged_models_of_run(
+    mlflow: MlflowClient, run_id: str, model_ids: list[str], artifact_path: str | None
+) -> list[LoggedModel]:
+    found = []
+    for model_id in dict.fromkeys(model_ids):
+        try:
+            model = mlflow.get_logged_model(model_id)
+        except MlflowException as exc:
+            if exc.error_code in {"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"}:
+                continue  # deleted since the run logged it
+            raise
+        if model.source_run_id == run_id and (not artifact_path or model.name == artifact_path):
+            found.append(model)
+    return found
+
+
+def _logged_models_of_run_searched(
+    mlflow: MlflowClient, run_id: str, experiment_id: str, artifact_path: str | None
+) -> list[LoggedModel]:
+    found = []
+    page_token = None
+    while True:
+        page = mlflow.search_logged_models(
+            experiment_ids=[experiment_id],
+            filter_string=f"source_run_id = '{run_id}'",
+            page_token=page_token,
+        )
+        found.extend(m for m in page if m.source_run_id == run_id and (not artifact_path or m.name == artifact_path))
+        page_token = page.token
+        if not page_token:
+            return found
 
 
 def registered_model_ensure(name: str, *, description: str = "") -> None:

@@ -58,6 +58,67 @@ def test_run_logged_with_sklearn_is_registered_with_the_same_number_as_in_mlflow
     assert int(in_mlflow.version) == body["version"]
 
 
+def test_a_run_with_two_logged_models_registers_the_one_named_by_artifact_path(
+    live_services, owner, fraud_model, monkeypatch
+):
+    data = load_breast_cancer()
+    mlflow.set_experiment("fraud-training")
+    with mlflow.start_run() as run:
+        for name, c in (("model", 1.0), ("challenger", 0.1)):
+            estimator = LogisticRegression(C=c, max_iter=5000).fit(data.data, data.target)
+            mlflow.sklearn.log_model(estimator, name=name)
+    url = f"/api/v1/models/{fraud_model.name}/versions/"
+    client = MlflowClient(live_services.url)
+    outputs = {
+        client.get_logged_model(o.model_id).name: o.model_id
+        for o in client.get_run(run.info.run_id).outputs.model_outputs
+    }
+    searches = []
+    search = MlflowClient.search_logged_models
+    monkeypatch.setattr(MlflowClient, "search_logged_models", lambda *a, **k: searches.append(k) or search(*a, **k))
+
+    named = owner.client.post(url, {"run_id": run.info.run_id, "artifact_path": "challenger"}, format="json")
+    searched_for_named = len(searches)
+    missing = owner.client.post(url, {"run_id": run.info.run_id, "artifact_path": "nothing"}, format="json")
+
+    assert named.status_code == 201, named.json()
+    chosen = client.get_logged_model(outputs["challenger"]).artifact_location
+    assert ModelVersion.objects.get(model=fraud_model, version=1).artifact_uri == chosen
+    assert client.get_model_version(fraud_model.name, "1").source == chosen
+    assert searched_for_named == 0  # the run's outputs name its models: no search of the experiment
+    assert searches  # a path none of them has: the experiment is searched before answering 400
+    assert missing.status_code == 400
+    assert "logged no model at artifact path 'nothing'" in missing.json()["error"]["message"]
+    assert ModelVersion.objects.filter(model=fraud_model).count() == 1
+
+
+def test_a_model_that_names_the_run_as_its_source_without_being_its_output_is_found(
+    live_services, owner, fraud_model, tmp_path
+):
+    data = load_breast_cancer()
+    estimator = LogisticRegression(max_iter=5000).fit(data.data, data.target)
+    mlflow.sklearn.save_model(estimator, tmp_path / "saved")
+    mlflow.set_experiment("fraud-training")
+    with mlflow.start_run() as run:
+        mlflow.log_metric("f1", 0.93)
+    client = MlflowClient(live_services.url)
+    logged = client.create_logged_model(
+        experiment_id=run.info.experiment_id, name="model", source_run_id=run.info.run_id
+    )
+    client.log_model_artifacts(logged.model_id, str(tmp_path / "saved"))
+    assert not client.get_run(run.info.run_id).outputs.model_outputs
+
+    response = owner.client.post(
+        f"/api/v1/models/{fraud_model.name}/versions/", {"run_id": run.info.run_id}, format="json"
+    )
+
+    assert response.status_code == 201, response.json()
+    assert response.json()["metrics"]["f1"] == 0.93
+    artifact_location = client.get_logged_model(logged.model_id).artifact_location
+    assert ModelVersion.objects.get(model=fraud_model, version=1).artifact_uri == artifact_location
+    assert client.get_model_version(fraud_model.name, "1").source == artifact_location
+
+
 def test_version_registered_straight_into_mlflow_appears_after_sync_once(live_services, owner, fraud_model):
     run_id = _trained_run()
     owner.client.post(f"/api/v1/models/{fraud_model.name}/versions/", {"run_id": run_id}, format="json")
