@@ -31,3 +31,22 @@ def test_warm_up_needs_no_reachable_dependency_and_freezes_the_start_up_heap(set
     warm_up()
 
     assert gc.get_freeze_count() > 0
+
+
+def test_modules_mlflow_probes_for_are_remembered_as_absent_and_still_fail_to_import(monkeypatch):
+    import importlib
+    import sys
+
+    from config.warmup import absent_modules_remembered
+
+    monkeypatch.delitem(sys.modules, "modelgate_not_installed", raising=False)
+    monkeypatch.delitem(sys.modules, "json", raising=False)
+
+    marked = absent_modules_remembered(("modelgate_not_installed", "json"))
+
+    assert marked == ["modelgate_not_installed"]  # json is installed: left alone
+    assert sys.modules["modelgate_not_installed"] is None
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module("modelgate_not_installed")
+    assert importlib.import_module("json").dumps([]) == "[]"
+    monkeypatch.delitem(sys.modules, "modelgate_not_installed")
