@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import socket
 
 import mlflow
@@ -56,6 +57,26 @@ def test_run_logged_with_sklearn_is_registered_with_the_same_number_as_in_mlflow
     in_mlflow = MlflowClient(live_services.url).get_model_version(fraud_model.name, "1")
     assert in_mlflow.run_id == run_id
     assert int(in_mlflow.version) == body["version"]
+
+
+def test_the_logged_model_lists_the_versions_registered_from_it_as_with_mlflow_register_model(
+    live_services, owner, fraud_model
+):
+    # MLflow's server records the link when a version is created with the logged
+    # model's id (which ModelGate passes): the MLflow UI shows it on the model's page.
+    run_id = _trained_run()
+    url = f"/api/v1/models/{fraud_model.name}/versions/"
+    client = MlflowClient(live_services.url)
+    model_id = client.get_run(run_id).outputs.model_outputs[0].model_id
+
+    assert owner.client.post(url, {"run_id": run_id}, format="json").status_code == 201
+    assert owner.client.post(url, {"run_id": run_id}, format="json").status_code == 201
+
+    linked = json.loads(client.get_logged_model(model_id).tags["mlflow.modelVersions"])
+    assert [(entry["name"], int(entry["version"])) for entry in linked] == [
+        (fraud_model.name, 1),
+        (fraud_model.name, 2),
+    ]
 
 
 def test_a_run_with_two_logged_models_registers_the_one_named_by_artifact_path(
