@@ -345,8 +345,12 @@ def version_ref_find(*, user: User, name: str, version: int | str) -> dict[str, 
 
 def versions_for_output(pks: Iterable[int]) -> list[ModelVersion]:
     """The versions with these primary keys, with all that showing them needs."""
-    qs = ModelVersion.objects.filter(pk__in=list(pks)).select_related("model")
-    versions = list(_versions_with_details(qs, for_output=True))
+    versions = list(_versions_with_details(ModelVersion.objects.filter(pk__in=list(pks)), for_output=True))
+    # One instance per model, read once: joined into every row, its JSON columns would be
+    # decoded again for each version of the page.
+    models = RegisteredModel.objects.in_bulk({version.model_id for version in versions})
+    for version in versions:
+        version.model = models[version.model_id]
     version_details_load(versions)
     return versions
 

@@ -189,6 +189,14 @@ class VersionOut(serializers.Serializer):
     class Meta:
         list_serializer_class = VersionListOut
 
+    def _datetime_converter(self) -> Callable[[Any], str | None]:
+        # Once per serializer (a response): the time zone and settings it depends on do not
+        # change within one, and looking them up is a context-local read per call.
+        converter = self.__dict__.get("_to_datetime")
+        if converter is None:
+            converter = self._to_datetime = _datetime_converter()
+        return converter
+
     def to_representation(self, instance: ModelVersion) -> dict[str, Any]:
         selectors.version_details_load([instance])
         fast = self.__dict__.get("_fast_path")
@@ -198,7 +206,7 @@ class VersionOut(serializers.Serializer):
             # A subclass or an instance with other fields: the generic path.
             return super().to_representation(instance)
         version = instance
-        to_datetime = _datetime_converter()
+        to_datetime = self._datetime_converter()
         return {
             "name": _text(version.model.name),
             "version": int(version.version),
@@ -243,7 +251,7 @@ class VersionOut(serializers.Serializer):
 
     def get_metric_records(self, version: ModelVersion) -> list[dict[str, Any]]:
         # What MetricRecordOut(records, many=True) gives, without a serializer per version.
-        to_datetime = _datetime_converter()
+        to_datetime = self._datetime_converter()
         return [
             {
                 "name": _text(record["name"]),
