@@ -94,8 +94,11 @@ def run_model(run_id: str, *, artifact_path: str | None = None) -> RunModel:
         steps = {o.model_id: o.step for o in outputs}
         # The models the run logged are its outputs (one lookup each by id); a search
         # of the experiment is only needed for models that name the run as their
-        # source without being among its outputs.
-        logged = _logged_models_of_run(mlflow, run_id, [o.model_id for o in outputs], artifact_path)
+        # source without being among its outputs, or where one search costs less than
+        # a lookup per output.
+        logged = []
+        if len(outputs) <= _OUTPUT_LOOKUPS_MAX:
+            logged = _logged_models_of_run(mlflow, run_id, [o.model_id for o in outputs], artifact_path)
         if not logged:
             logged = _logged_models_of_run_searched(mlflow, run_id, experiment_id, artifact_path)
         if logged:
@@ -111,6 +114,10 @@ def run_model(run_id: str, *, artifact_path: str | None = None) -> RunModel:
         f"run {run_id!r} logged no model{where}",
         details={"run_id": f"run {run_id!r} has no logged model{where}"},
     )
+
+
+# A run with more model outputs than this (checkpoints logged as models) is searched once.
+_OUTPUT_LOOKUPS_MAX = 5
 
 
 def _logged_models_of_run(
