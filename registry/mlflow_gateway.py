@@ -120,6 +120,10 @@ def run_model(run_id: str, *, artifact_path: str | None = None) -> RunModel:
 _OUTPUT_LOOKUPS_MAX = 5
 
 
+def _logged_by_run(model: LoggedModel, run_id: str, artifact_path: str | None) -> bool:
+    return model.source_run_id == run_id and (not artifact_path or model.name == artifact_path)
+
+
 def _logged_models_of_run(
     mlflow: MlflowClient, run_id: str, model_ids: list[str], artifact_path: str | None
 ) -> list[LoggedModel]:
@@ -131,7 +135,7 @@ def _logged_models_of_run(
             if exc.error_code in {"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"}:
                 continue  # deleted since the run logged it
             raise
-        if model.source_run_id == run_id and (not artifact_path or model.name == artifact_path):
+        if _logged_by_run(model, run_id, artifact_path):
             found.append(model)
     return found
 
@@ -147,7 +151,7 @@ def _logged_models_of_run_searched(
             filter_string=f"source_run_id = '{run_id}'",
             page_token=page_token,
         )
-        found.extend(m for m in page if m.source_run_id == run_id and (not artifact_path or m.name == artifact_path))
+        found.extend(m for m in page if _logged_by_run(m, run_id, artifact_path))
         page_token = page.token
         if not page_token:
             return found

@@ -58,17 +58,13 @@ class QuickAckHTTPSConnectionPool(HTTPSConnectionPool):
 POOL_CLASSES = {"http": QuickAckHTTPConnectionPool, "https": QuickAckHTTPSConnectionPool}
 
 
-def use_quickack_pools(adapter: requests.adapters.HTTPAdapter) -> None:
-    """Make the direct (not proxied) connections of ``adapter`` quick-acknowledging."""
-    adapter.poolmanager.pool_classes_by_scheme = POOL_CLASSES
-
-
 class QuickAckAdapter(requests.adapters.HTTPAdapter):
-    """A ``requests`` adapter whose connections acknowledge responses at once."""
+    """A ``requests`` adapter whose direct (not proxied) connections acknowledge
+    responses at once."""
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
-        use_quickack_pools(self)
+        self.poolmanager.pool_classes_by_scheme = POOL_CLASSES
 
 
 def install_for_mlflow() -> None:
@@ -85,12 +81,8 @@ def install_for_mlflow() -> None:
     if getattr(current, "quickack", False):
         return
 
-    class MlflowQuickAckAdapter(current):  # type: ignore[misc, valid-type]
+    class MlflowQuickAckAdapter(QuickAckAdapter, current):  # type: ignore[misc, valid-type]
         quickack = True
-
-        def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-            super().init_poolmanager(*args, **kwargs)
-            use_quickack_pools(self)
 
     MlflowQuickAckAdapter.__name__ = MlflowQuickAckAdapter.__qualname__ = "MlflowQuickAckAdapter"
     request_utils.TCPKeepAliveHTTPAdapter = MlflowQuickAckAdapter

@@ -124,7 +124,7 @@ def test_installing_twice_keeps_one_adapter_and_drops_sessions_made_before():
     assert request_utils.TCPKeepAliveHTTPAdapter is adapter_class  # not wrapped again
     assert _mlflow_session() is before  # nothing to drop: already installed
 
-    original = adapter_class.__mro__[1]
+    original = next(c for c in adapter_class.__mro__ if c.__name__ == "TCPKeepAliveHTTPAdapter")
     request_utils.TCPKeepAliveHTTPAdapter = original
     try:
         quickack.install_for_mlflow()
