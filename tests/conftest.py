@@ -205,6 +205,56 @@ def live_services(settings, s3_endpoint: S3Endpoint, mlflow_server: MlflowServer
         client.delete_registered_model(registered.name)
 
 
+@dataclass
+class PrivateRedis:
+    """A ``redis-server`` owned by one test, on a free port: the test may stop and
+    restart it without touching the shared Redis the other test workers are using."""
+
+    port: int
+    log: Path
+    process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        executable = shutil.which("redis-server")
+        require_service("redis-server (private instance)", executable is not None)
+        self.process = subprocess.Popen(
+            [executable, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "", "--appendonly", "no"],
+            stdout=self.log.open("a"),
+            stderr=subprocess.STDOUT,
+        )
+        wait_until(
+            lambda: port_open("127.0.0.1", self.port),
+            timeout=20,
+            what=f"private redis-server on {self.port}",
+            process=self.process,
+            log=self.log,
+        )
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        self.process = None
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    server = PrivateRedis(port=free_port(), log=tmp_path / "private-redis.log")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 # --- the cast ---------------------------------------------------------------------
 
 

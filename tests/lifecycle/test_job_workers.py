@@ -4,7 +4,6 @@ declaring its own GPU inventory, against the real PostgreSQL test database."""
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 
 import pytest
@@ -110,20 +109,16 @@ def test_cancelling_a_running_job_stops_its_process_within_the_grace_period(star
         os.kill(pid, 0)
 
 
-@pytest.mark.parametrize("broker", ["redis"], indirect=True)
-def test_jobs_queued_while_redis_restarts_all_complete(start_workers, owner, team):
+@pytest.mark.parametrize("broker", ["private-redis"], indirect=True)
+def test_jobs_queued_while_redis_restarts_all_complete(start_workers, private_redis, owner, team):
     start_workers(("gpu-r", "A100:40960,A100:40960", 1.0))
-    subprocess.run(["redis-cli", "-p", "6379", "shutdown", "nosave"], check=False, capture_output=True)
+    private_redis.stop()
     try:
         jobs = [_submit(owner, team, gpus=1, gpu_type="A100") for _ in range(4)]
         schedule_pass()  # placements are committed; their dispatch fails while Redis is down
+        assert not port_open("127.0.0.1", private_redis.port)
     finally:
-        subprocess.run(
-            ["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "--port", "6379", "--save", "", "--appendonly", "no"],
-            check=True,
-            capture_output=True,
-        )
-    wait_for(lambda: port_open("127.0.0.1", 6379), timeout=20, what="Redis")
+        private_redis.start()
     wait_for(all_final(*jobs), timeout=120, what="every job", tick=drive_scheduler)
 
     assert set(Job.objects.filter(pk__in=[j.pk for j in jobs]).values_list("state", flat=True)) == {JobState.SUCCEEDED}

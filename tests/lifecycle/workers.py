@@ -51,8 +51,13 @@ class WorkerProcess:
 
 @pytest.fixture
 def broker(request: pytest.FixtureRequest) -> Iterator[str]:
-    url, port = BROKERS[request.param]
-    require_service(request.param, port_open("127.0.0.1", port))
+    """The broker named by the test's parameter: the shared Redis or RabbitMQ, or
+    ``private-redis``, a Redis of the test's own (``private_redis``) that it may restart."""
+    if request.param == "private-redis":
+        url = request.getfixturevalue("private_redis").url
+    else:
+        url, port = BROKERS[request.param]
+        require_service(request.param, port_open("127.0.0.1", port))
     require_service("PostgreSQL", POSTGRES_AVAILABLE and connection.vendor == "postgresql")
     previous = celery_app.conf.broker_url
     _use_broker(url)
