@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lifecycle.rules import (
+from lifecycle.governance.rules import (
     GATED_STAGES,
     OPERATORS,
     ROLES,
