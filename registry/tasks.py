@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from celery import shared_task
 
-from registry import services
 from registry.idempotency import idempotency_purge
+from registry.services.sync import mlflow_sync
 
 
 @shared_task(name="registry.sync_mlflow", acks_late=True, autoretry_for=(), ignore_result=True)
 def sync_mlflow() -> dict[str, object]:
     """Bring in versions registered straight into MLflow (scheduled in settings)."""
-    report = services.mlflow_sync()
+    report = mlflow_sync()
     return {"models": report.models, "imported": report.imported, "failed": report.failed}
 
 

@@ -12,7 +12,7 @@ from registry import request_context
 from registry.choices import TokenScope
 from registry.errors import Forbidden
 from registry.models import ApiToken
-from registry.services import api_token_authenticate
+from registry.services.tokens import api_token_authenticate
 
 
 class BearerTokenAuthentication(authentication.BaseAuthentication):

@@ -14,7 +14,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from registry import mlflow_gateway, selectors, services, storage
+from registry import mlflow_gateway, selectors, storage
 from registry.api import documents
 from registry.api.base import ApiView, idempotent
 from registry.api.serializers import (
@@ -30,6 +30,10 @@ from registry.api.serializers import (
 )
 from registry.errors import InvalidInput, NotFound
 from registry.models import Team
+from registry.services.aliases import alias_delete, alias_set
+from registry.services.datasets import dataset_create
+from registry.services.models import model_create, model_update
+from registry.services.versions import model_version_register
 
 
 def _team_named(name: str) -> Team:
@@ -120,7 +124,7 @@ class ModelListView(ApiView):
             data = ModelCreateIn(data=request.data)
             data.is_valid(raise_exception=True)
             fields = dict(data.validated_data)
-            model = services.model_create(actor=request.user, team=_team_named(fields.pop("team")), **fields)
+            model = model_create(actor=request.user, team=_team_named(fields.pop("team")), **fields)
             return Response(ModelDetailOut(model).data, status=status.HTTP_201_CREATED)
 
         return idempotent(request, create)
@@ -138,7 +142,7 @@ class ModelDetailView(ApiView):
         data.is_valid(raise_exception=True)
         changes = dict(data.validated_data)
         reason = changes.pop("reason", "")
-        model = services.model_update(actor=request.user, model=model, changes=changes, reason=reason)
+        model = model_update(actor=request.user, model=model, changes=changes, reason=reason)
         return Response(ModelDetailOut(model).data)
 
 
@@ -194,7 +198,7 @@ class VersionListView(ApiView):
         def register(request_key: str | None) -> Response:
             data = VersionCreateIn(data=request.data)
             data.is_valid(raise_exception=True)
-            version = services.model_version_register(
+            version = model_version_register(
                 actor=request.user, model=model, request_key=request_key, **data.validated_data
             )
             return Response(VersionOut(version).data, status=status.HTTP_201_CREATED)
@@ -261,13 +265,13 @@ class AliasView(ApiView):
             target = selectors.version_get(model=model, version=data.validated_data["version"])
         except NotFound as exc:
             raise InvalidInput(exc.message, details={"version": "unknown version"}) from exc
-        services.alias_set(actor=request.user, model=model, name=alias, version=target)
+        alias_set(actor=request.user, model=model, name=alias, version=target)
         return Response(VersionOut(selectors.alias_resolve(model=model, alias=alias)).data)
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, name: str, alias: str) -> Response:
         model = selectors.model_get(user=request.user, name=name)
-        services.alias_delete(actor=request.user, model=model, name=alias)
+        alias_delete(actor=request.user, model=model, name=alias)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -288,7 +292,7 @@ class DatasetListView(ApiView):
             data = DatasetCreateIn(data=request.data)
             data.is_valid(raise_exception=True)
             fields: dict[str, Any] = dict(data.validated_data)
-            dataset = services.dataset_create(actor=request.user, team=_team_named(fields.pop("team")), **fields)
+            dataset = dataset_create(actor=request.user, team=_team_named(fields.pop("team")), **fields)
             return Response(DatasetOut(dataset).data, status=status.HTTP_201_CREATED)
 
         return idempotent(request, create)

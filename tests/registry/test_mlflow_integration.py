@@ -257,19 +257,19 @@ def test_mlflow_down_during_registration_answers_503_and_writes_nothing(live_ser
 def test_a_retry_after_a_lost_response_adopts_the_mlflow_version_instead_of_creating_another(
     live_services, monkeypatch, owner, fraud_model
 ):
-    from registry import services
     from registry.errors import DependencyUnavailable
+    from registry.services import versions
 
     run_id = _trained_run()
-    original = services._version_row_write
+    original = versions.version_row_write
 
     def database_blip(**kwargs):
         raise DependencyUnavailable("database", "connection lost")
 
-    monkeypatch.setattr(services, "_version_row_write", database_blip)
+    monkeypatch.setattr(versions, "version_row_write", database_blip)
     url = f"/api/v1/models/{fraud_model.name}/versions/"
     assert owner.client.post(url, {"run_id": run_id}, format="json", HTTP_IDEMPOTENCY_KEY="k-2").status_code == 503
-    monkeypatch.setattr(services, "_version_row_write", original)
+    monkeypatch.setattr(versions, "version_row_write", original)
 
     retried = owner.client.post(url, {"run_id": run_id}, format="json", HTTP_IDEMPOTENCY_KEY="k-2")
 

@@ -6,7 +6,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from registry.choices import Role, TokenScope
 from registry.errors import DomainError
-from registry.services import user_with_token
+from registry.services.tokens import user_with_token
 
 
 class Command(BaseCommand):

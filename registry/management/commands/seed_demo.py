@@ -13,13 +13,10 @@ from django.core.management.base import BaseCommand, CommandError
 
 from registry.choices import Role
 from registry.models import Dataset, RegisteredModel
-from registry.services import (
-    api_token_issue,
-    dataset_create,
-    membership_set,
-    model_create,
-    team_ensure,
-)
+from registry.services.datasets import dataset_create
+from registry.services.models import model_create
+from registry.services.teams import membership_set, team_ensure
+from registry.services.tokens import api_token_issue
 
 DEMO_TEAM = "demo"
 DEMO_MODEL = "breast-cancer-classifier"

@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from registry.services import mlflow_sync
+from registry.services.sync import mlflow_sync
 
 
 class Command(BaseCommand):
