@@ -29,18 +29,10 @@ from registry.api.serializers import (
     VersionOut,
 )
 from registry.errors import InvalidInput, NotFound
-from registry.models import Team
 from registry.services.aliases import alias_delete, alias_set
 from registry.services.datasets import dataset_create
 from registry.services.models import model_create, model_update
 from registry.services.versions import model_version_register
-
-
-def _team_named(name: str) -> Team:
-    team = Team.objects.filter(name=name).first()
-    if team is None:
-        raise InvalidInput(f"no team named {name!r}", details={"team": "unknown team"})
-    return team
 
 
 def _broker_check() -> str:
@@ -124,7 +116,7 @@ class ModelListView(ApiView):
             data = ModelCreateIn(data=request.data)
             data.is_valid(raise_exception=True)
             fields = dict(data.validated_data)
-            model = model_create(actor=request.user, team=_team_named(fields.pop("team")), **fields)
+            model = model_create(actor=request.user, team=selectors.team_get(name=fields.pop("team")), **fields)
             return Response(ModelDetailOut(model).data, status=status.HTTP_201_CREATED)
 
         return idempotent(request, create)
@@ -292,7 +284,7 @@ class DatasetListView(ApiView):
             data = DatasetCreateIn(data=request.data)
             data.is_valid(raise_exception=True)
             fields: dict[str, Any] = dict(data.validated_data)
-            dataset = dataset_create(actor=request.user, team=_team_named(fields.pop("team")), **fields)
+            dataset = dataset_create(actor=request.user, team=selectors.team_get(name=fields.pop("team")), **fields)
             return Response(DatasetOut(dataset).data, status=status.HTTP_201_CREATED)
 
         return idempotent(request, create)
