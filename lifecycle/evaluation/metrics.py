@@ -5,6 +5,9 @@ loss, confusion matrix, calibration (Brier score and expected calibration error)
 Regression: MAE, RMSE, R². Plus a bootstrap confidence interval for any metric, a
 paired bootstrap interval for the difference between two models on the same rows,
 and per-slice metrics.
+
+Which side of each metric is better (lower for log loss, Brier, ECE, MAE, RMSE) is
+``lifecycle.metric_direction.default_direction``'s answer, the one the gates use too.
 """
 
 from __future__ import annotations
@@ -15,9 +18,6 @@ from typing import Any
 
 import numpy as np
 from sklearn import metrics as skm
-
-# Metrics where a lower value is better (beats_champion's default direction agrees).
-LOWER_IS_BETTER = frozenset({"log_loss", "mae", "rmse", "brier", "ece"})
 
 
 def _finite(value: float) -> float | None:

@@ -45,15 +45,13 @@ from lifecycle.governance.rules.process_rules import (
 from lifecycle.governance.rules.vocabulary import (
     DEFAULT_STAGES,
     GATED_STAGES,
-    LOSS_LIKE_MARKERS,
     OPERATORS,
     ROLE_RANK,
     ROLES,
     STAGES,
-    Direction,
     GateStatus,
-    default_direction,
 )
+from lifecycle.metric_direction import LOSS_LIKE_MARKERS, Direction, default_direction
 
 __all__ = [
     "DEFAULT_STAGES",

@@ -23,7 +23,8 @@ from lifecycle.governance.rules.formatting import (
     short_digest,
     with_notes,
 )
-from lifecycle.governance.rules.vocabulary import EVALUATION_SOURCE, OPERATORS, Direction, Needs
+from lifecycle.governance.rules.vocabulary import EVALUATION_SOURCE, OPERATORS, Needs
+from lifecycle.metric_direction import Direction
 
 # Relative slack when comparing a computed improvement with min_delta: far above float
 # rounding of decimal inputs (~1e-16), far below any difference a metric can mean.

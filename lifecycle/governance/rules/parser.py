@@ -26,8 +26,8 @@ from lifecycle.governance.rules.vocabulary import (
     ROLE_RANK,
     ROLES,
     STAGES,
-    default_direction,
 )
+from lifecycle.metric_direction import default_direction
 
 _INVALID: Any = object()
 

@@ -1,4 +1,8 @@
-"""The words a policy is written in: stages, roles, operators, and the type aliases of a verdict."""
+"""The words a policy is written in: stages, roles, operators, and the type aliases of a verdict.
+
+Which side of a metric is better (``Direction``, ``default_direction``) is shared with the
+evaluator and lives in ``lifecycle.metric_direction``.
+"""
 
 from __future__ import annotations
 
@@ -34,11 +38,6 @@ OPERATORS: dict[str, Callable[[float, float], bool]] = {
     "!=": operator.ne,
 }
 
-# Substrings (case-insensitive) that mark a metric where smaller is better. Substring
-# rather than token matching so that "logloss", "val_loss" and "RMSE" are all caught;
-# a rule can always state its direction explicitly when the guess is wrong.
-LOSS_LIKE_MARKERS: tuple[str, ...] = ("log_loss", "loss", "mae", "mse", "rmse", "error", "mape")
-
 # Limits the parser enforces.
 METRIC_NAME_RE = re.compile(r"[A-Za-z0-9_.\-/ ]{1,250}")
 MAX_APPROVALS = 20
@@ -47,11 +46,4 @@ MAX_APPROVALS = 20
 EVALUATION_SOURCE = "evaluation"
 
 GateStatus: TypeAlias = Literal["passed", "failed", "waiting"]
-Direction: TypeAlias = Literal["higher", "lower"]
 Needs: TypeAlias = Literal["evaluation", "approvals"]
-
-
-def default_direction(metric: str) -> Direction:
-    """Return ``"lower"`` for loss-like metric names (see ``LOSS_LIKE_MARKERS``), else ``"higher"``."""
-    name = metric.lower()
-    return "lower" if any(marker in name for marker in LOSS_LIKE_MARKERS) else "higher"
