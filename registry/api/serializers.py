@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Manager
 from django.utils import timezone
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import ISO_8601, serializers
 from rest_framework.settings import api_settings
 
@@ -71,7 +72,7 @@ class ModelOut(serializers.Serializer):
     policy = serializers.JSONField()
     dataset = serializers.SerializerMethodField()
     tags = serializers.SerializerMethodField()
-    created_by = serializers.CharField(source="created_by.username", default=None)
+    created_by = serializers.CharField(source="created_by.username", default=None, allow_null=True)
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
 
@@ -82,6 +83,14 @@ class ModelOut(serializers.Serializer):
         return {row.key: row.value for row in model.tag_rows.all()}
 
 
+class ProductionOut(serializers.Serializer):
+    """The model's version in production, and since when."""
+
+    version = serializers.IntegerField()
+    since = serializers.DateTimeField()
+    digest = serializers.CharField()
+
+
 class ModelDetailOut(ModelOut):
     stages = serializers.SerializerMethodField()
     production = serializers.SerializerMethodField()
@@ -89,6 +98,7 @@ class ModelDetailOut(ModelOut):
     def get_stages(self, model: RegisteredModel) -> dict[str, int]:
         return selectors.model_stage_summary(model)
 
+    @extend_schema_field(ProductionOut(allow_null=True))
     def get_production(self, model: RegisteredModel) -> dict[str, Any] | None:
         version = selectors.model_production_version(model)
         if version is None:
@@ -117,6 +127,13 @@ class MetricRecordOut(serializers.Serializer):
     source = serializers.CharField()
     dataset_digest = serializers.CharField(allow_null=True)
     recorded_at = serializers.DateTimeField()
+
+
+class VersionDatasetOut(serializers.Serializer):
+    """The dataset a version was trained or evaluated on, with its digest then."""
+
+    name = serializers.CharField()
+    digest = serializers.CharField()
 
 
 # A shared, stateless field for the hand-built representation of versions.
@@ -178,9 +195,9 @@ class VersionOut(serializers.Serializer):
     metric_records = serializers.SerializerMethodField()
     tags = serializers.SerializerMethodField()
     aliases = serializers.SerializerMethodField()
-    parent_version = serializers.IntegerField(source="parent.version", default=None)
+    parent_version = serializers.IntegerField(source="parent.version", default=None, allow_null=True)
     dataset = serializers.SerializerMethodField()
-    created_by = serializers.CharField(source="created_by.username", default=None)
+    created_by = serializers.CharField(source="created_by.username", default=None, allow_null=True)
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
     stage_changed_at = serializers.DateTimeField()
@@ -249,6 +266,7 @@ class VersionOut(serializers.Serializer):
     def get_metrics(self, version: ModelVersion) -> dict[str, float]:
         return selectors.version_metrics(version)
 
+    @extend_schema_field(MetricRecordOut(many=True))
     def get_metric_records(self, version: ModelVersion) -> list[dict[str, Any]]:
         # What MetricRecordOut(records, many=True) gives, without a serializer per version.
         to_datetime = self._datetime_converter()
@@ -275,6 +293,7 @@ class VersionOut(serializers.Serializer):
             return list(names)
         return sorted(alias.name for alias in version.aliases.all())
 
+    @extend_schema_field(VersionDatasetOut(allow_null=True))
     def get_dataset(self, version: ModelVersion) -> dict[str, str] | None:
         if not version.dataset_id:
             return None
@@ -347,3 +366,55 @@ class DatasetOut(serializers.Serializer):
 
     class Meta:
         model = Dataset
+
+
+class ArtifactFileOut(serializers.Serializer):
+    path = serializers.CharField()
+    sha256 = serializers.CharField()
+    size = serializers.IntegerField()
+    url = serializers.CharField(
+        allow_null=True, help_text="presigned download URL; null where the artifact is not on S3"
+    )
+
+
+class VersionDownloadOut(serializers.Serializer):
+    """Where to download each file of a version's artifact, and the digests to check them by."""
+
+    artifact_uri = serializers.CharField()
+    digest = serializers.CharField()
+    expires_in = serializers.IntegerField(allow_null=True, help_text="seconds the URLs stay valid; null without URLs")
+    files = ArtifactFileOut(many=True)
+
+
+class VersionVerifyOut(serializers.Serializer):
+    """A version's artifact read again and compared with its manifest from registration."""
+
+    expected_digest = serializers.CharField()
+    valid = serializers.BooleanField()
+    digest = serializers.CharField(help_text="the digest of the artifact as it is now")
+    changed = serializers.ListField(child=serializers.CharField(), help_text="files whose content changed")
+    missing = serializers.ListField(child=serializers.CharField(), help_text="files no longer there")
+    unexpected = serializers.ListField(child=serializers.CharField(), help_text="files added since")
+
+
+class HealthChecksOut(serializers.Serializer):
+    """Each dependency: ``"ok"`` or why it is not."""
+
+    database = serializers.CharField()
+    broker = serializers.CharField()
+    mlflow = serializers.CharField()
+    artifacts = serializers.CharField()
+
+
+class HealthOut(serializers.Serializer):
+    status = serializers.CharField(help_text='"ok" when every check is, else "degraded"')
+    checks = HealthChecksOut()
+
+
+class ConfigOut(serializers.Serializer):
+    """Where clients log runs and where artifacts live."""
+
+    mlflow_tracking_uri = serializers.CharField()
+    artifact_store = serializers.CharField()
+    s3_endpoint_url = serializers.CharField(allow_null=True)
+    api_version = serializers.CharField()

@@ -19,14 +19,18 @@ from registry.api import documents
 from registry.api.base import ApiView, idempotent
 from registry.api.serializers import (
     AliasSetIn,
+    ConfigOut,
     DatasetCreateIn,
     DatasetOut,
+    HealthOut,
     ModelCreateIn,
     ModelDetailOut,
     ModelOut,
     ModelUpdateIn,
     VersionCreateIn,
+    VersionDownloadOut,
     VersionOut,
+    VersionVerifyOut,
 )
 from registry.errors import InvalidInput, NotFound
 from registry.services.aliases import alias_delete, alias_set
@@ -59,7 +63,7 @@ class HealthView(ApiView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
 
-    @extend_schema(responses={200: dict, 503: dict})
+    @extend_schema(responses={200: HealthOut, 503: HealthOut})
     def get(self, request: Request) -> Response:
         checks = {
             "database": _database_check(),
@@ -69,21 +73,23 @@ class HealthView(ApiView):
         }
         healthy = all(value == "ok" for value in checks.values())
         code = status.HTTP_200_OK if checks["database"] == "ok" else status.HTTP_503_SERVICE_UNAVAILABLE
-        return Response({"status": "ok" if healthy else "degraded", "checks": checks}, status=code)
+        return Response(HealthOut({"status": "ok" if healthy else "degraded", "checks": checks}).data, status=code)
 
 
 class ConfigView(ApiView):
     """Where clients log runs and where artifacts live."""
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses=ConfigOut)
     def get(self, request: Request) -> Response:
         return Response(
-            {
-                "mlflow_tracking_uri": settings.MLFLOW_TRACKING_URI,
-                "artifact_store": settings.MODELGATE_ARTIFACT_ROOT,
-                "s3_endpoint_url": settings.AWS_ENDPOINT_URL,
-                "api_version": "v1",
-            }
+            ConfigOut(
+                {
+                    "mlflow_tracking_uri": settings.MLFLOW_TRACKING_URI,
+                    "artifact_store": settings.MODELGATE_ARTIFACT_ROOT,
+                    "s3_endpoint_url": settings.AWS_ENDPOINT_URL,
+                    "api_version": "v1",
+                }
+            ).data
         )
 
 
@@ -207,7 +213,7 @@ class VersionDetailView(ApiView):
 class VersionDownloadView(ApiView):
     """Presigned URLs for each file of the artifact, with the digests to check them by."""
 
-    @extend_schema(responses={200: dict})
+    @extend_schema(responses=VersionDownloadOut)
     def get(self, request: Request, name: str, version: int) -> Response:
         model = selectors.model_get(user=request.user, name=name)
         found = selectors.version_get(model=model, version=version)
@@ -218,12 +224,14 @@ class VersionDownloadView(ApiView):
             for path, entry in sorted(found.manifest.items())
         ]
         return Response(
-            {
-                "artifact_uri": found.artifact_uri,
-                "digest": found.digest,
-                "expires_in": expires if urls else None,
-                "files": files,
-            }
+            VersionDownloadOut(
+                {
+                    "artifact_uri": found.artifact_uri,
+                    "digest": found.digest,
+                    "expires_in": expires if urls else None,
+                    "files": files,
+                }
+            ).data
         )
 
 
@@ -235,12 +243,12 @@ class VersionVerifyView(ApiView):
 
     reads_only = True
 
-    @extend_schema(request=None, responses={200: dict})
+    @extend_schema(request=None, responses=VersionVerifyOut)
     def post(self, request: Request, name: str, version: int) -> Response:
         model = selectors.model_get(user=request.user, name=name)
         found = selectors.version_get(model=model, version=version)
         report = storage.artifact_verify(found.artifact_uri, found.manifest)
-        return Response({"expected_digest": found.digest, **report})
+        return Response(VersionVerifyOut({"expected_digest": found.digest, **report}).data)
 
 
 class AliasView(ApiView):
