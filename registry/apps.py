@@ -4,6 +4,8 @@ from django.apps import AppConfig
 from django.db import connections
 from django.db.models.signals import post_migrate
 
+from registry import quickack
+
 
 def _revision_triggers_ensure(sender: AppConfig, using: str, **kwargs: Any) -> None:
     """Re-create the revision triggers after ``migrate``: SQLite drops a table's triggers
@@ -27,3 +29,7 @@ class RegistryConfig(AppConfig):
 
     def ready(self) -> None:
         post_migrate.connect(_revision_triggers_ensure, sender=self, dispatch_uid="registry_revision_triggers")
+        # Every process that runs Django (web, Celery workers, management commands) talks
+        # to MLflow through its client: without this, each call on a kept-alive connection
+        # to ``mlflow server`` can wait 40 ms for a delayed TCP acknowledgement.
+        quickack.install_for_mlflow()

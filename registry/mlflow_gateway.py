@@ -20,7 +20,6 @@ from mlflow.entities.model_registry import ModelVersion as MlflowModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from registry import quickack
 from registry.errors import DependencyUnavailable, InvalidInput, NotFound
 
 logger = logging.getLogger(__name__)
@@ -29,10 +28,6 @@ logger = logging.getLogger(__name__)
 # retry after a lost response adopts that version instead of creating a second one.
 REQUEST_TAG = "modelgate.request"
 IMPORT_EXPERIMENT = "modelgate-imports"
-
-# Without it each call on a kept-alive connection to ``mlflow server`` can wait 40 ms
-# for a delayed TCP acknowledgement (see ``registry.quickack``).
-quickack.install_for_mlflow()
 
 
 def client() -> MlflowClient:

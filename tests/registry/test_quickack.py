@@ -8,9 +8,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 import requests
+from django.apps import apps
 from mlflow.utils import request_utils
 
-from registry import mlflow_gateway, quickack
+from registry import quickack
 
 
 class _Ok(BaseHTTPRequestHandler):
@@ -103,7 +104,7 @@ def _mlflow_session() -> requests.Session:
 
 
 def test_modelgate_makes_mlflow_client_sessions_use_quickack_connections_keeping_their_options(http_server):
-    assert mlflow_gateway.quickack is quickack  # importing the gateway installed it
+    # Installed when Django started (``RegistryConfig.ready``): nothing here installs it.
     session = _mlflow_session()
     adapter = session.adapters["http://"]
 
@@ -130,6 +131,22 @@ def test_installing_twice_keeps_one_adapter_and_drops_sessions_made_before():
         quickack.install_for_mlflow()
         assert request_utils.TCPKeepAliveHTTPAdapter is not original
         assert _mlflow_session() is not before  # the cached session was made before: dropped
+    finally:
+        request_utils.TCPKeepAliveHTTPAdapter = adapter_class
+        request_utils._cached_get_request_session.cache_clear()
+
+
+def test_the_registry_app_installs_quickack_connections_when_django_starts():
+    adapter_class = request_utils.TCPKeepAliveHTTPAdapter
+    original = next(c for c in adapter_class.__mro__ if c.__name__ == "TCPKeepAliveHTTPAdapter")
+    request_utils.TCPKeepAliveHTTPAdapter = original
+    request_utils._cached_get_request_session.cache_clear()
+    try:
+        assert not getattr(type(_mlflow_session().adapters["http://"]), "quickack", False)
+
+        apps.get_app_config("registry").ready()
+
+        assert getattr(type(_mlflow_session().adapters["http://"]), "quickack", False)
     finally:
         request_utils.TCPKeepAliveHTTPAdapter = adapter_class
         request_utils._cached_get_request_session.cache_clear()
