@@ -29,17 +29,14 @@ import os
 import random
 import secrets
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO
 
 # Run as a script, Python only puts bench/ on the path; the package lives one level up.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -56,13 +53,17 @@ from lifecycle.scheduling import (
     schedule,
 )
 
-TARGET_PLACEMENTS_PER_S = 5000
+from bench.harness.processes import REPO, Stack, port_open
+from bench.harness.report import Target, machine_summary, mark
+from bench.harness.stats import percentile
+
+TARGET_PLACEMENTS = Target("placements/s", 5000, higher_is_better=True, unit="")
 # Published figures for orientation only; they are not re-measured here and
 # cover more work per decision (RPCs, persistence) than this in-process core.
 ANCHORS = (
     ("Slurm, published sustained throughput", "~500 jobs/s"),
     ("kube-scheduler, scheduler_perf runs", "~300-900 pods/s"),
-    ("ModelGate target for this core", f">= {TARGET_PLACEMENTS_PER_S:,} placements/s"),
+    ("ModelGate target for this core", f">= {TARGET_PLACEMENTS.bound:,.0f} placements/s"),
 )
 
 GPU_KINDS = (  # (type, memory_mb, price per GPU-hour, weight)
@@ -251,13 +252,13 @@ def run_throughput_section(args: argparse.Namespace) -> bool:
     all_pass = True
     for name in args.strategies:
         row = measure(workload, name, args.repeats)
-        ok = row.placements_per_s >= TARGET_PLACEMENTS_PER_S
+        ok = TARGET_PLACEMENTS.met(row.placements_per_s)
         all_pass &= ok
         print(
             f"{row.strategy:<22}{row.placed:>8,}{row.waiting:>9,}{row.best_s * 1000:>10.1f}"
             f"{row.median_s * 1000:>11.1f}{row.decisions_per_s:>13,.0f}"
             f"{row.placements_per_s:>14,.0f}"
-            f"  {'PASS' if ok else 'FAIL'}"
+            f"  {mark(ok)}"
         )
     print()
     print("Anchors (published figures, not measured here):")
@@ -268,129 +269,39 @@ def run_throughput_section(args: argparse.Namespace) -> bool:
 
 # --- Section 2: submit-to-running latency on real workers --------------------------
 
-TARGET_P50_MS = 100.0
-ROOT = Path(__file__).resolve().parents[1]
+TARGET_P50 = Target("p50", 100.0, higher_is_better=False, inclusive=False, unit=" ms")
 REDIS_URL = "redis://127.0.0.1:6379/9"
-POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 WARM_UP_JOBS = 6
 
 
-def _port_open(port: int) -> bool:
+def _flush_redis() -> None:
+    import redis
+
+    client = redis.Redis.from_url(REDIS_URL)
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
-    except OSError:
-        return False
+        client.flushdb()
+    finally:
+        client.close()
 
 
-def _percentile(values: list[float], fraction: float) -> float:
-    """Nearest-rank percentile (no interpolation), e.g. 0.95 of 200 values is the 190th."""
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), -(-len(ordered) * fraction // 1)))
-    return ordered[int(rank) - 1]
+def _manage(env: dict[str, str], *argv: str, timeout: float) -> None:
+    done = subprocess.run(
+        [sys.executable, "manage.py", *argv],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"manage.py {' '.join(argv)} failed:\n{(done.stdout + done.stderr)[-3000:]}")
 
 
-@dataclass
-class LatencyBench:
-    """The processes and resources one latency run owns, so they are all released."""
+def _close_django() -> None:
+    if "django.db" in sys.modules:
+        from django.db import connections
 
-    database: str
-    workdir: Path
-    env: dict[str, str]
-    workers: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
-    logs: list[IO[str]] = field(default_factory=list)
-    database_created: bool = False
-
-    def admin(self, sql: str) -> None:
-        import psycopg
-
-        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(sql)
-
-    def flush_redis(self) -> None:
-        import redis
-
-        client = redis.Redis.from_url(REDIS_URL)
-        try:
-            client.flushdb()
-        finally:
-            client.close()
-
-    def manage(self, *argv: str, timeout: float) -> None:
-        done = subprocess.run(
-            [sys.executable, "manage.py", *argv],
-            cwd=ROOT,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"manage.py {' '.join(argv)} failed:\n{(done.stdout + done.stderr)[-3000:]}")
-
-    def start_worker(self, name: str, slots: int) -> None:
-        log = (self.workdir / f"{name}.log").open("w")
-        self.logs.append(log)
-        argv = ["job_worker", "--name", name, "--gpus", "none", "--slots", str(slots), "--scheduler"]
-        process = subprocess.Popen(
-            [sys.executable, "manage.py", *argv, "--loglevel", "WARNING"],
-            cwd=ROOT,
-            env=self.env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        self.workers.append((name, process))
-
-    def worker_log_tail(self) -> str:
-        return "\n".join(
-            f"--- {name}\n" + (self.workdir / f"{name}.log").read_text()[-1500:] for name, _ in self.workers
-        )
-
-    def stop_workers(self) -> None:
-        for _, process in self.workers:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        deadline = time.monotonic() + 20
-        for _, process in self.workers:
-            try:
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait(timeout=10)
-        for log in self.logs:
-            log.close()
-
-    def release(self) -> None:
-        """Stop every process this run started and drop what it created; never raises."""
-        steps = [self.stop_workers, self._close_django, self.flush_redis]
-        if self.database_created:
-            steps.append(lambda: self.admin(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)'))
-        for step in steps:
-            try:
-                step()
-            except Exception as exc:  # keep releasing the rest
-                print(f"  cleanup step failed: {exc}", file=sys.stderr)
-        shutil.rmtree(self.workdir, ignore_errors=True)
-
-    @staticmethod
-    def _close_django() -> None:
-        if "django.db" in sys.modules:
-            from django.db import connections
-
-            connections.close_all()
-
-
-def _wait_for(check, *, timeout: float, what: str, bench: LatencyBench) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        dead = [name for name, process in bench.workers if process.poll() is not None]
-        if dead:
-            raise RuntimeError(f"worker {dead[0]} exited:\n{bench.worker_log_tail()}")
-        time.sleep(0.05)
-    raise RuntimeError(f"timed out after {timeout:g} s waiting for {what}\n{bench.worker_log_tail()}")
+        connections.close_all()
 
 
 def _submit_stamped(submit) -> tuple[object, float]:
@@ -408,30 +319,29 @@ def _submit_stamped(submit) -> tuple[object, float]:
 def run_latency_section(args: argparse.Namespace) -> bool:
     """Section 2: submit-to-running latency with real workers. Returns whether p50 met the target."""
     print("== Submit-to-running latency (Redis broker, real job workers, PostgreSQL) ==")
-    missing = [name for name, port in (("Redis", 6379), ("PostgreSQL", 5432)) if not _port_open(port)]
+    missing = [name for name, port in (("Redis", 6379), ("PostgreSQL", 5432)) if not port_open(port)]
     if missing:
         print(f"not run: {' and '.join(missing)} not answering on 127.0.0.1")
         return False
-    database = f"modelgate_bench_{os.getpid()}_{secrets.token_hex(3)}"
-    workdir = Path(tempfile.mkdtemp(prefix="modelgate-bench-"))
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "config.settings",
-        "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{database}",
-        "CELERY_BROKER_URL": REDIS_URL,
-        "MODELGATE_VAR_DIR": str(workdir / "var"),
-        "MODELGATE_JOB_DIR": str(workdir / "jobs"),
-        "MODELGATE_WORKER_HEARTBEAT_SECONDS": "2",
-        "MODELGATE_SCHEDULER_STRATEGY": args.latency_strategy,
-    }
-    bench = LatencyBench(database, workdir, env)
+    # The workers, their logs and the scratch database; stopped and dropped at the end.
+    stack = Stack(Path(tempfile.mkdtemp(prefix="modelgate-bench-")))
     deadline = time.monotonic() + args.latency_timeout
-    load = os.getloadavg()
+    load_at_start = os.getloadavg()[0]
     try:
-        bench.admin(f'CREATE DATABASE "{database}"')
-        bench.database_created = True
-        bench.flush_redis()
-        bench.manage("migrate", "--no-input", timeout=max(30.0, deadline - time.monotonic()))
+        database = stack.create_database("scheduler")
+        env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "DATABASE_URL": f"postgres://postgres@127.0.0.1:5432/{database}",
+            "CELERY_BROKER_URL": REDIS_URL,
+            "MODELGATE_VAR_DIR": str(stack.workdir / "var"),
+            "MODELGATE_JOB_DIR": str(stack.workdir / "jobs"),
+            "MODELGATE_WORKER_HEARTBEAT_SECONDS": "2",
+            "MODELGATE_SCHEDULER_STRATEGY": args.latency_strategy,
+        }
+        stack.closers.append(_close_django)
+        _flush_redis()
+        _manage(env, "migrate", "--no-input", timeout=max(30.0, deadline - time.monotonic()))
         os.environ.update(env)
         import django
 
@@ -444,12 +354,12 @@ def run_latency_section(args: argparse.Namespace) -> bool:
 
         names = [f"bench-w{i}" for i in range(args.latency_workers)]
         for name in names:
-            bench.start_worker(name, args.latency_slots)
-        _wait_for(
+            worker = ["job_worker", "--name", name, "--gpus", "none", "--slots", str(args.latency_slots), "--scheduler"]
+            stack.start(name, [sys.executable, "manage.py", *worker, "--loglevel", "WARNING"], env)
+        stack.wait_for(
             lambda: Worker.objects.filter(name__in=names, state=WorkerState.ONLINE).count() == len(names),
             timeout=max(1.0, min(120.0, deadline - time.monotonic())),
             what="the workers to register",
-            bench=bench,
         )
         time.sleep(1.0)  # their consumers attach to the queues just after they register
 
@@ -465,7 +375,7 @@ def run_latency_section(args: argparse.Namespace) -> bool:
             return Job.objects.filter(pk__in=ids, started_at__isnull=False).count() == len(ids)
 
         warm = [_submit_stamped(submit)[0].pk for _ in range(WARM_UP_JOBS)]
-        _wait_for(lambda: started(warm), timeout=60, what="the warm-up jobs to start", bench=bench)
+        stack.wait_for(lambda: started(warm), timeout=60, what="the warm-up jobs to start")
 
         committed: dict[int, float] = {}
         began = time.monotonic()
@@ -477,11 +387,10 @@ def run_latency_section(args: argparse.Namespace) -> bool:
             committed[job.pk] = stamp
         submitting_s = time.monotonic() - began
         ids = list(committed)
-        _wait_for(
+        stack.wait_for(
             lambda: started(ids),
             timeout=max(1.0, deadline - time.monotonic()),
             what=f"{len(ids)} jobs to start",
-            bench=bench,
         )
         rows = Job.objects.filter(pk__in=ids).values_list("pk", "scheduled_at", "started_at", "attempts")
         placed_ms, dispatched_ms, latency_ms = [], [], []
@@ -495,7 +404,12 @@ def run_latency_section(args: argparse.Namespace) -> bool:
         print(f"not measured: {exc}")
         return False
     finally:
-        bench.release()
+        stack.stop()
+        try:
+            _flush_redis()
+        except Exception as exc:  # the rest is released already
+            print(f"  cleanup step failed: {exc}", file=sys.stderr)
+        shutil.rmtree(stack.workdir, ignore_errors=True)
 
     print(
         f"{len(latency_ms)} jobs (`true`, 0.1 CPU) submitted through job_submit at {args.latency_rate:g}/s "
@@ -510,13 +424,13 @@ def run_latency_section(args: argparse.Namespace) -> bool:
         ("placed -> claimed by a worker", dispatched_ms),
         ("commit -> running (started_at)", latency_ms),
     ):
-        print(f"{label:<36}{_percentile(values, 0.5):>9.1f}{_percentile(values, 0.95):>9.1f}{max(values):>9.1f}")
-    p50 = _percentile(latency_ms, 0.5)
-    ok = p50 < TARGET_P50_MS
+        print(f"{label:<36}{percentile(values, 50):>9.1f}{percentile(values, 95):>9.1f}{max(values):>9.1f}")
+    p50 = percentile(latency_ms, 50)
+    ok = TARGET_P50.met(p50)
     print()
     # Every leg competes for the same CPUs as the database, the broker and the workers.
-    print(f"host: {os.cpu_count()} CPUs, load average {load[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end")
-    print(f"target: p50 < {TARGET_P50_MS:g} ms submit-to-running -> {p50:.1f} ms {'PASS' if ok else 'FAIL'}")
+    print(f"host: {machine_summary(load_at_start)}")
+    print(f"target: {TARGET_P50} submit-to-running -> {p50:.1f} ms {mark(ok)}")
     return ok
 
 
