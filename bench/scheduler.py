@@ -1,4 +1,4 @@
-"""Benchmark of the scheduling core (``lifecycle.scheduling``), in-process.
+"""Benchmark of the scheduling core (``lifecycle.jobs.scheduling``), in-process.
 
 Run from the repository root::
 
@@ -41,7 +41,10 @@ from pathlib import Path
 # Run as a script, Python only puts bench/ on the path; the package lives one level up.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lifecycle.scheduling import (
+from bench.harness.processes import REPO, Stack, port_open
+from bench.harness.report import Target, machine_summary, mark
+from bench.harness.stats import percentile
+from lifecycle.jobs.scheduling import (
     STRATEGIES,
     ClusterSnapshot,
     GpuSnapshot,
@@ -52,10 +55,6 @@ from lifecycle.scheduling import (
     WorkerState,
     schedule,
 )
-
-from bench.harness.processes import REPO, Stack, port_open
-from bench.harness.report import Target, machine_summary, mark
-from bench.harness.stats import percentile
 
 TARGET_PLACEMENTS = Target("placements/s", 5000, higher_is_better=True, unit="")
 # Published figures for orientation only; they are not re-measured here and
@@ -348,7 +347,8 @@ def run_latency_section(args: argparse.Namespace) -> bool:
         django.setup()
         from django.contrib.auth import get_user_model
 
-        from lifecycle.jobs.models import Job, Worker, WorkerState
+        from lifecycle.jobs.choices import WorkerState
+        from lifecycle.jobs.models import Job, Worker
         from lifecycle.jobs.services import job_submit
         from registry.services import membership_set, team_ensure
 

@@ -1,7 +1,8 @@
 """The Celery application shared by the web service (to enqueue) and the workers.
 
 Settings come from Django's settings under the ``CELERY_`` prefix; periodic schedules
-are all declared in ``CELERY_BEAT_SCHEDULE`` there.
+are all declared in ``CELERY_BEAT_SCHEDULE`` there, and the task modules a worker loads
+in ``CELERY_IMPORTS``.
 """
 
 import os
@@ -12,4 +13,3 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 app = Celery("modelgate")
 app.config_from_object("django.conf:settings", namespace="CELERY")
-app.autodiscover_tasks()

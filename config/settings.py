@@ -217,6 +217,15 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
     else {}
 )
 CELERY_TASK_ALWAYS_EAGER = env.boolean("CELERY_TASK_ALWAYS_EAGER", default=False)
+# Every task module (and the job worker's start-up hooks), found by configuration:
+# services enqueue tasks by name and never import these modules.
+CELERY_IMPORTS = (
+    "registry.tasks",
+    "lifecycle.governance.tasks",
+    "lifecycle.jobs.tasks",
+    "lifecycle.jobs.worker",
+    "lifecycle.training.tasks",
+)
 # Every periodic schedule of the platform, in one place.
 CELERY_BEAT_SCHEDULE = {
     "registry.sync_mlflow": {

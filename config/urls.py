@@ -8,7 +8,7 @@ from registry.api import errors
 
 urlpatterns = [
     path("api/v1/", include("registry.api.urls")),
-    path("api/v1/", include("lifecycle.api.urls")),
+    path("api/v1/", include("lifecycle.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("admin/", admin.site.urls),

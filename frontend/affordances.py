@@ -11,9 +11,10 @@ from collections.abc import Iterable
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 
-from lifecycle.choices import OPEN_TRANSITION_STATUSES, TransitionStatus
-from lifecycle.jobs.models import JOB_FINAL_STATES, Job
-from lifecycle.models import Transition
+from lifecycle.governance.choices import OPEN_TRANSITION_STATUSES, TransitionStatus
+from lifecycle.governance.models import Transition
+from lifecycle.jobs.choices import JOB_FINAL_STATES
+from lifecycle.jobs.models import Job
 from registry.choices import STAGE_TRANSITIONS, Role, Stage
 from registry.models import ModelVersion, Team
 from registry.permissions import has_role

@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from lifecycle.rules import default_direction
+from lifecycle.governance.rules import default_direction
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from lifecycle.rules import default_direction
+from lifecycle.governance.rules import default_direction
 
 IMPORTANCE_ROWS = 10
 

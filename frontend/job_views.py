@@ -28,7 +28,8 @@ from frontend.job_specs import spec_summary
 from frontend.views import page_view, paginate
 from lifecycle.jobs import selectors as job_selectors
 from lifecycle.jobs import services as job_services
-from lifecycle.jobs.models import JOB_FINAL_STATES, Job, JobKind, JobState, WorkerState
+from lifecycle.jobs.choices import JOB_FINAL_STATES, JobKind, JobState, WorkerState
+from lifecycle.jobs.models import Job
 from registry.errors import DomainError, InvalidInput
 
 # The job page opens on the log's last 64 KiB characters; the poller follows from there.

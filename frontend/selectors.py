@@ -14,10 +14,11 @@ from django.db.models import Count, Exists, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 
 from lifecycle.evaluation.models import Evaluation
-from lifecycle.jobs.models import JOB_FINAL_STATES, Job, JobState, Worker
+from lifecycle.governance.models import Transition
+from lifecycle.governance.selectors import audit_list, production_history, transitions_visible_to
+from lifecycle.jobs.choices import JOB_FINAL_STATES, JobState
+from lifecycle.jobs.models import Job, Worker
 from lifecycle.jobs.selectors import jobs_visible_to
-from lifecycle.models import Transition
-from lifecycle.selectors import audit_list, production_history, transitions_visible_to
 from registry.choices import Stage
 from registry.errors import InvalidInput, NotFound
 from registry.models import ModelVersion, RegisteredModel

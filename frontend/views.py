@@ -34,13 +34,14 @@ from frontend.comparison import metric_comparison
 from frontend.evaluation_report import evaluation_report
 from frontend.forms import DecisionForm, RollbackForm, TransitionRequestForm, form_data
 from frontend.signatures import signature_tables
-from lifecycle import selectors as lifecycle_selectors
-from lifecycle.choices import Stage, TransitionStatus
-from lifecycle.models import Transition
-from lifecycle.services import transitions as transition_services
-from lifecycle.services.audit import audit_verify
+from lifecycle.governance import selectors as lifecycle_selectors
+from lifecycle.governance.choices import TransitionStatus
+from lifecycle.governance.models import Transition
+from lifecycle.governance.services import transitions as transition_services
+from lifecycle.governance.services.audit import audit_verify
 from registry import selectors as registry_selectors
 from registry import storage
+from registry.choices import Stage
 from registry.errors import DomainError, NotFound
 from registry.models import ModelVersion
 

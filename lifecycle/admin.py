@@ -4,7 +4,15 @@ from typing import Any
 
 from django.contrib import admin
 
-from lifecycle.models import Approval, AuditRecord, OutboxEvent, ProductionRecord, Transition, Webhook, WebhookDelivery
+from lifecycle.governance.models import (
+    Approval,
+    AuditRecord,
+    OutboxEvent,
+    ProductionRecord,
+    Transition,
+    Webhook,
+    WebhookDelivery,
+)
 from registry.admin import ReadOnlyAdmin
 
 

@@ -1,6 +1,6 @@
 """Validation of a model's promotion policy when it is saved.
 
-The rules themselves belong to the lifecycle app (``lifecycle.rules``); it installs its
+The rules themselves belong to the lifecycle app (``lifecycle.governance.rules``); it installs its
 validator here when it starts, so the registry validates policies without importing
 the lifecycle app.
 """

@@ -1,11 +1,10 @@
-"""Evaluation results of versions, and retraining schedules."""
+"""Evaluation results of versions."""
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.db import models
 
-from registry.models import ModelVersion, RegisteredModel
+from registry.models import ModelVersion
 
 
 class Evaluation(models.Model):
@@ -33,17 +32,3 @@ class Evaluation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.version} on {self.dataset_digest[:12]}"
-
-
-class RetrainSchedule(models.Model):
-    """Retrain a model's production version on the latest data, on a cron-like schedule."""
-
-    model = models.OneToOneField(RegisteredModel, on_delete=models.CASCADE, related_name="retrain_schedule")
-    cron = models.CharField(max_length=128)
-    enabled = models.BooleanField(default=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
-    last_run_at = models.DateTimeField(null=True, blank=True)
-    last_job = models.ForeignKey("lifecycle.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-
-    def __str__(self) -> str:
-        return f"{self.model} at {self.cron}"

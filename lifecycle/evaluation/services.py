@@ -1,46 +1,43 @@
-"""Training and evaluation jobs that feed the gates, and what their results mean.
+"""Evaluation jobs that feed the gates, and what their results mean.
 
-- ``training_submit`` queues the built-in scikit-learn trainer (or a sweep of it);
-  when it succeeds with ``register``, the run becomes a new version (lineage: parent
-  version, dataset digest, git commit), moved to ``evaluation`` and evaluated.
 - ``evaluation_submit`` queues the evaluator for a candidate and the current champion
-  on the same dataset digest; its results become the versions' evaluation metrics,
-  the deltas are stored, and open transitions of the candidate are rechecked.
-- ``job_outcome_apply`` applies a finished job's result exactly once.
+  on the same dataset digest;
+- ``evaluation_outcome_apply`` (the outcome handler of ``evaluate`` jobs) turns its
+  results into the versions' evaluation metrics, stores the deltas, and rechecks the
+  candidate's open transitions;
+- ``evaluation_needed`` starts an evaluation when a transition's gates ask for one.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
-import random
 from typing import Any
 
-from celery.schedules import crontab
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.utils import timezone
 
-from lifecycle.evaluation.models import Evaluation, RetrainSchedule
-from lifecycle.jobs.models import JOB_FINAL_STATES, Job, JobKind, JobState
+from lifecycle.evaluation.models import Evaluation
+from lifecycle.governance.choices import OPEN_TRANSITION_STATUSES
+from lifecycle.governance.models import Transition
+from lifecycle.governance.services.audit import audit_append
+from lifecycle.governance.services.transitions import transition_request, transitions_recheck_for_version
+from lifecycle.jobs.choices import JOB_FINAL_STATES, JobKind, JobState
+from lifecycle.jobs.models import Job
 from lifecycle.jobs.services import job_submit
-from lifecycle.rules import default_direction
-from lifecycle.services.audit import audit_append
 from registry.choices import MetricSource, Role, Stage
-from registry.errors import Conflict, DependencyUnavailable, DomainError, InvalidInput
+from registry.errors import DomainError, InvalidInput
 from registry.models import Dataset, ModelVersion, RegisteredModel
 from registry.permissions import require_role
-from registry.services import dataset_digest_refresh, metrics_record, model_version_register
+from registry.services import dataset_digest_refresh, metrics_record
 
 logger = logging.getLogger(__name__)
 
-TRAINER = ["python", "-m", "lifecycle.training.sklearn_trainer"]
 EVALUATOR = ["python", "-m", "lifecycle.evaluation.evaluator"]
-MAX_SWEEP_CHILDREN = 64
 
 
-def _dataset_params(dataset: Dataset) -> dict[str, Any]:
+def dataset_params(dataset: Dataset) -> dict[str, Any]:
+    """What a job needs to know of a dataset to read it."""
     return {
         "uri": dataset.uri,
         "format": dataset.format,
@@ -50,122 +47,14 @@ def _dataset_params(dataset: Dataset) -> dict[str, Any]:
     }
 
 
-def _model_dataset(model: RegisteredModel) -> Dataset:
+def model_dataset(model: RegisteredModel) -> Dataset:
+    """The model's dataset, or ``InvalidInput`` when it has none with a target column."""
     if not model.dataset_id or not model.dataset.target:
         raise InvalidInput(
             f"model {model.name!r} has no dataset with a target column; set one with PATCH models/{model.name}/",
             details={"dataset": "required"},
         )
     return model.dataset
-
-
-def _sweep_points(sweep: dict[str, Any]) -> list[dict[str, Any]]:
-    """Parameter sets of a grid or random sweep: ``{"method": "grid"|"random",
-    "space": {"n_estimators": [50, 100]}, "count": 6, "seed": 0}``."""
-    space = sweep.get("space")
-    if not isinstance(space, dict) or not space or not all(isinstance(v, list) and v for v in space.values()):
-        raise InvalidInput(
-            "sweep.space must map each parameter to a non-empty list of values", details={"sweep.space": "invalid"}
-        )
-    names = sorted(space)
-    grid = [dict(zip(names, values, strict=True)) for values in itertools.product(*(space[n] for n in names))]
-    method = sweep.get("method", "grid")
-    if method == "grid":
-        points = grid
-    elif method == "random":
-        count = sweep.get("count")
-        if not isinstance(count, int) or count < 1:
-            raise InvalidInput("a random sweep needs a positive count", details={"sweep.count": "required"})
-        points = random.Random(sweep.get("seed", 0)).sample(grid, min(count, len(grid)))
-    else:
-        raise InvalidInput(f"sweep.method {method!r} must be grid or random", details={"sweep.method": "invalid"})
-    if len(points) > MAX_SWEEP_CHILDREN:
-        raise InvalidInput(
-            f"a sweep may have at most {MAX_SWEEP_CHILDREN} points, not {len(points)}", details={"sweep": "too large"}
-        )
-    return points
-
-
-def training_submit(
-    *,
-    actor: AbstractBaseUser,
-    model: RegisteredModel,
-    estimator: str,
-    estimator_params: dict[str, Any] | None = None,
-    register: bool = True,
-    evaluate: bool = True,
-    parent_version: int | None = None,
-    git_commit: str = "",
-    seed: int = 42,
-    request_stage: str | None = None,
-    sweep: dict[str, Any] | None = None,
-    kind: str = JobKind.TRAIN,
-    priority: int = 0,
-    pool: str = "default",
-    resources: dict[str, Any] | None = None,
-) -> Job:
-    """Queue a training job (or a sweep fanning out training jobs) for a model."""
-    require_role(actor, model.team, Role.DEVELOPER, action="training a model")
-    dataset = _model_dataset(model)
-    if request_stage not in (None, Stage.STAGING, Stage.PRODUCTION):
-        raise InvalidInput("request_stage must be staging or production", details={"request_stage": "invalid"})
-    if parent_version is not None and not model.versions.filter(version=parent_version).exists():
-        raise InvalidInput(
-            f"model {model.name!r} has no version {parent_version}", details={"parent_version": "unknown"}
-        )
-    params = {
-        "program": "sklearn_trainer",
-        "model": model.name,
-        "task": model.task,
-        "primary_metric": model.primary_metric,
-        "estimator": estimator,
-        "estimator_params": estimator_params or {},
-        "dataset": _dataset_params(dataset),
-        "seed": seed,
-        "register": register,
-        "evaluate": evaluate,
-        "parent_version": parent_version,
-        "git_commit": git_commit,
-        "request_stage": request_stage,
-    }
-    spec = {"entrypoint": TRAINER, "params": params, "resources": resources or {"cpus": 1, "memory_mb": 1024}}
-    if not sweep:
-        return job_submit(actor=actor, team=model.team, kind=kind, spec=spec, priority=priority, pool=pool, model=model)
-    points = _sweep_points(sweep)
-    with transaction.atomic():
-        parent = job_submit(
-            actor=actor,
-            team=model.team,
-            kind=kind,
-            spec={**spec, "entrypoint": ["sweep"], "params": {**params, "sweep": sweep, "points": points}},
-            priority=priority,
-            pool=pool,
-            model=model,
-        )
-        # The sweep itself runs no process: it is running while its children are.
-        Job.objects.filter(pk=parent.pk).update(
-            state=JobState.RUNNING, started_at=timezone.now(), state_detail=f"sweep of {len(points)} training jobs"
-        )
-        for point in points:
-            child_params = {
-                **params,
-                "estimator_params": {**(estimator_params or {}), **point},
-                "register": False,
-                "evaluate": False,
-                "sweep_parent": parent.pk,
-            }
-            child = job_submit(
-                actor=actor,
-                team=model.team,
-                kind=kind,
-                spec={**spec, "params": child_params},
-                priority=priority,
-                pool=pool,
-                model=model,
-            )
-            Job.objects.filter(pk=child.pk).update(parent=parent)
-    parent.refresh_from_db()
-    return parent
 
 
 def evaluation_submit(
@@ -178,7 +67,7 @@ def evaluation_submit(
     """Queue an evaluation of the version beside the current champion, on the model's dataset."""
     model = version.model
     require_role(actor, model.team, Role.DEVELOPER, action="evaluating a version")
-    dataset = _model_dataset(model)
+    dataset = model_dataset(model)
     versions = [
         {
             "version": version.version,
@@ -202,7 +91,7 @@ def evaluation_submit(
         "model": model.name,
         "task": model.task,
         "primary_metric": model.primary_metric,
-        "dataset": _dataset_params(dataset),
+        "dataset": dataset_params(dataset),
         "versions": versions,
         "seed": 42,
         "cv_folds": settings.MODELGATE_EVALUATION_CV_FOLDS,
@@ -227,108 +116,15 @@ def evaluation_submit(
 
 
 def evaluation_pending(version: ModelVersion) -> bool:
+    """Whether an evaluation job of the version is still to finish."""
     return Job.objects.filter(version=version, kind=JobKind.EVALUATE).exclude(state__in=JOB_FINAL_STATES).exists()
 
 
-# --- applying results -----------------------------------------------------------------
-
-
-def _register_trained(job: Job, run_id: str) -> ModelVersion:
-    params = job.spec["params"]
-    tags = {"modelgate.job": str(job.pk), "estimator": params.get("estimator", "")}
-    if params.get("git_commit"):
-        tags["git_commit"] = params["git_commit"]
-    return model_version_register(
-        actor=job.created_by,
-        model=job.model,
-        run_id=run_id,
-        description=f"{params.get('estimator')} trained by job {job.pk}",
-        tags=tags,
-        parent_version=params.get("parent_version"),
-        dataset=job.model.dataset.name if job.model.dataset_id else None,
-        request_key=f"job-{job.pk}",
-    )
-
-
-def _after_registration(job: Job, version: ModelVersion) -> None:
-    from lifecycle.services.transitions import transition_request
-
-    params = job.spec["params"]
-    if version.stage == Stage.TRAINING:
-        transition_request(
-            version=version, to=Stage.EVALUATION, reason=f"trained by job {job.pk}", actor=job.created_by
-        )
-    Job.objects.filter(pk=job.pk).update(result={**(job.result or {}), "version": version.version})
-    if params.get("evaluate", True):
-        evaluation_submit(actor=job.created_by, version=version, request_stage=params.get("request_stage"))
-
-
-def _sweep_finished(parent: Job) -> None:
-    """When every child of a sweep is done, keep the best by the primary metric."""
-    children = list(parent.children.all())
-    if any(child.state not in JOB_FINAL_STATES for child in children):
+def evaluation_outcome_apply(job: Job) -> None:
+    """Record a finished evaluation job's metrics on its versions, recheck the candidate's
+    open transitions and request the stage it was evaluated for."""
+    if job.state != JobState.SUCCEEDED or (job.spec or {}).get("params", {}).get("program") != "evaluator":
         return
-    params = parent.spec["params"]
-    metric = params.get("primary_metric") or ("f1" if params.get("task") == "classification" else "rmse")
-    lower = default_direction(metric) == "lower"
-    scored = [
-        (c.result["metrics"][metric], c)
-        for c in children
-        if c.state == JobState.SUCCEEDED and metric in (c.result or {}).get("metrics", {})
-    ]
-    summary = [
-        {
-            "job": c.pk,
-            "state": c.state,
-            "params": c.spec["params"]["estimator_params"],
-            metric: (c.result or {}).get("metrics", {}).get(metric),
-        }
-        for c in children
-    ]
-    if not scored:
-        Job.objects.filter(pk=parent.pk).update(
-            state=JobState.FAILED,
-            finished_at=timezone.now(),
-            result={"children": summary},
-            state_detail="no child succeeded",
-        )
-        return
-    best_value, best = (min if lower else max)(scored, key=lambda pair: pair[0])
-    # Two children finishing together both see the sweep complete; one claims it.
-    if not Job.objects.filter(pk=parent.pk, outcome_applied_at__isnull=True).update(outcome_applied_at=timezone.now()):
-        return
-    result = {
-        "children": summary,
-        "best_job": best.pk,
-        "best_params": best.spec["params"]["estimator_params"],
-        "metric": metric,
-        "best_value": best_value,
-        "run_id": best.result["run_id"],
-    }
-    if params.get("register", True):
-        try:
-            version = _register_trained(parent, best.result["run_id"])
-        except DependencyUnavailable:
-            Job.objects.filter(pk=parent.pk).update(outcome_applied_at=None)
-            raise
-        result["version"] = version.version
-        parent.result = result
-    # The sweep is finished only once its best run is a version, so whoever sees it
-    # succeeded also sees the version.
-    Job.objects.filter(pk=parent.pk, state=JobState.RUNNING).update(
-        state=JobState.SUCCEEDED,
-        finished_at=timezone.now(),
-        progress=1.0,
-        result=result,
-        state_detail=f"best {metric} = {best_value:.4f} from job {best.pk}",
-    )
-    if params.get("register", True):
-        _after_registration(parent, version)
-
-
-def _apply_evaluation(job: Job) -> None:
-    from lifecycle.services.transitions import transition_request, transitions_recheck_for_version
-
     report = job.result or {}
     digest = report["dataset_digest"]
     dataset = job.model.dataset
@@ -383,48 +179,15 @@ def _apply_evaluation(job: Job) -> None:
     transitions_recheck_for_version(version=candidate)
     stage = job.spec["params"].get("request_stage")
     if stage and candidate.stage not in (stage, Stage.PRODUCTION):
-        from lifecycle.models import Transition
-
-        if not Transition.objects.filter(version=candidate, to_stage=stage, status__in=["pending", "blocked"]).exists():
+        if not Transition.objects.filter(
+            version=candidate, to_stage=stage, status__in=OPEN_TRANSITION_STATUSES
+        ).exists():
             transition_request(version=candidate, to=stage, reason=f"evaluated by job {job.pk}", actor=job.created_by)
 
 
-def job_outcome_apply(*, job_id: int) -> None:
-    """Apply what a finished job's result means, once (claimed by a compare-and-swap)."""
-    claimed = Job.objects.filter(pk=job_id, outcome_applied_at__isnull=True, state__in=JOB_FINAL_STATES).update(
-        outcome_applied_at=timezone.now()
-    )
-    if not claimed:
-        return
-    job = Job.objects.select_related("model", "model__dataset", "model__team", "created_by", "parent").get(pk=job_id)
-    params = (job.spec or {}).get("params", {})
-    try:
-        if params.get("sweep_parent"):
-            _sweep_finished(
-                Job.objects.select_related("model", "model__dataset", "created_by").get(pk=params["sweep_parent"])
-            )
-        elif job.state != JobState.SUCCEEDED:
-            return
-        elif (
-            params.get("program") == "sklearn_trainer"
-            and params.get("register")
-            and job.result
-            and job.result.get("run_id")
-        ):
-            _after_registration(job, _register_trained(job, job.result["run_id"]))
-        elif params.get("program") == "evaluator":
-            _apply_evaluation(job)
-    except DependencyUnavailable as exc:
-        # MLflow or S3 is down: let the reaper try again later.
-        Job.objects.filter(pk=job_id).update(outcome_applied_at=None, state_detail=f"applying the result waits: {exc}")
-        raise
-    except DomainError as exc:
-        logger.warning("applying job %s failed: %s", job_id, exc)
-        Job.objects.filter(pk=job_id).update(state_detail=f"result not applied: {exc.message}")
-
-
-def evaluation_needed(*, version: ModelVersion, actor: AbstractBaseUser | None) -> Job | None:
-    """Start an evaluation for a transition whose gates need one, unless one is running."""
+def evaluation_needed(*, version: ModelVersion, actor: AbstractBaseUser | None, **_: Any) -> Job | None:
+    """Start an evaluation for a transition whose gates need one, unless one is running
+    (connected to ``lifecycle.governance.signals.evaluation_wanted``)."""
     if actor is None or not version.model.dataset_id or evaluation_pending(version):
         return None
     try:
@@ -432,108 +195,3 @@ def evaluation_needed(*, version: ModelVersion, actor: AbstractBaseUser | None) 
     except DomainError as exc:
         logger.info("no automatic evaluation for %s: %s", version, exc)
         return None
-
-
-# --- retraining -------------------------------------------------------------------------
-
-
-def model_retrain(*, actor: AbstractBaseUser, model: RegisteredModel, reason: str = "") -> Job:
-    """Retrain the production version's recipe on the latest data (the UPDATE stage)."""
-    require_role(actor, model.team, Role.DEVELOPER, action="retraining a model")
-    production = ModelVersion.objects.filter(model=model, stage=Stage.PRODUCTION).first()
-    if production is None:
-        raise Conflict(f"model {model.name!r} has no production version to retrain", code="no_production")
-    recipe = (
-        Job.objects.filter(model=model, kind__in=[JobKind.TRAIN, JobKind.RETRAIN], result__version=production.version)
-        .order_by("-id")
-        .first()
-    )
-    if recipe is None:
-        raise Conflict(
-            f"v{production.version} was not trained by a ModelGate job, so there is no recipe to retrain; "
-            "submit a training job instead",
-            code="no_recipe",
-        )
-    params = recipe.spec["params"]
-    best = (recipe.result or {}).get("best_params")
-    job = training_submit(
-        actor=actor,
-        model=model,
-        estimator=params["estimator"],
-        estimator_params=best if best is not None else params.get("estimator_params"),
-        parent_version=production.version,
-        git_commit=params.get("git_commit", ""),
-        seed=params.get("seed", 42),
-        request_stage=Stage.PRODUCTION,
-        kind=JobKind.RETRAIN,
-    )
-    audit_append(
-        actor=actor,
-        action="model.retrain",
-        object_type="model",
-        object_id=model.name,
-        model_name=model.name,
-        after={"job": job.pk, "from_version": production.version},
-        reason=reason,
-    )
-    return job
-
-
-def cron_schedule(expression: str) -> crontab:
-    """``"m h dom mon dow"`` as a Celery crontab, or ``InvalidInput`` naming the problem."""
-    parts = expression.split()
-    if len(parts) != 5:
-        raise InvalidInput(
-            f"cron {expression!r} needs five fields: minute hour day-of-month month day-of-week",
-            details={"cron": "invalid"},
-        )
-    try:
-        return crontab(
-            minute=parts[0], hour=parts[1], day_of_month=parts[2], month_of_year=parts[3], day_of_week=parts[4]
-        )
-    except (ValueError, TypeError) as exc:
-        raise InvalidInput(f"cron {expression!r} is invalid: {exc}", details={"cron": "invalid"}) from exc
-
-
-def retrain_schedule_set(
-    *, actor: AbstractBaseUser, model: RegisteredModel, cron: str, enabled: bool = True
-) -> RetrainSchedule:
-    require_role(actor, model.team, Role.APPROVER, action="scheduling retraining")
-    cron_schedule(cron)
-    with transaction.atomic():
-        schedule, _ = RetrainSchedule.objects.update_or_create(
-            model=model, defaults={"cron": cron, "enabled": enabled, "created_by": actor}
-        )
-        audit_append(
-            actor=actor,
-            action="model.retrain_schedule",
-            object_type="model",
-            object_id=model.name,
-            model_name=model.name,
-            after={"cron": cron, "enabled": enabled},
-        )
-    return schedule
-
-
-def retrains_due(*, now=None) -> list[int]:
-    """Start the scheduled retrains that are due (run every minute by the beat)."""
-    now = now or timezone.now()
-    started = []
-    for schedule in RetrainSchedule.objects.filter(enabled=True).select_related("model", "model__team", "created_by"):
-        last = schedule.last_run_at or (now - settings.MODELGATE_RETRAIN_FIRST_LOOKBACK)
-        due, _ = cron_schedule(schedule.cron).is_due(last)
-        if not due or schedule.created_by is None:
-            continue
-        claimed = RetrainSchedule.objects.filter(pk=schedule.pk, last_run_at=schedule.last_run_at).update(
-            last_run_at=now
-        )
-        if not claimed:
-            continue
-        try:
-            job = model_retrain(actor=schedule.created_by, model=schedule.model, reason=f"scheduled ({schedule.cron})")
-        except DomainError as exc:
-            logger.warning("scheduled retrain of %s skipped: %s", schedule.model, exc)
-            continue
-        RetrainSchedule.objects.filter(pk=schedule.pk).update(last_job=job)
-        started.append(job.pk)
-    return started

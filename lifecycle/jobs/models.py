@@ -6,36 +6,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from lifecycle.jobs.choices import JobKind, JobState, WorkerState
 from registry.models import ModelVersion, RegisteredModel, Team
-
-
-class JobKind(models.TextChoices):
-    TRAIN = "train", "Train"
-    EVALUATE = "evaluate", "Evaluate"
-    COMPRESS = "compress", "Compress"
-    CONVERT = "convert", "Convert"
-    DEPLOY = "deploy", "Deploy"
-    BATCH_INFER = "batch_infer", "Batch inference"
-    RETRAIN = "retrain", "Retrain"
-
-
-class JobState(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    SCHEDULED = "scheduled", "Scheduled"
-    RUNNING = "running", "Running"
-    SUCCEEDED = "succeeded", "Succeeded"
-    FAILED = "failed", "Failed"
-    CANCELLED = "cancelled", "Cancelled"
-
-
-JOB_FINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
-JOB_ACTIVE_STATES = frozenset({JobState.SCHEDULED, JobState.RUNNING})
-
-
-class WorkerState(models.TextChoices):
-    ONLINE = "online", "Online"
-    DRAINING = "draining", "Draining"
-    OFFLINE = "offline", "Offline"
 
 
 class ResourcePool(models.Model):

@@ -8,7 +8,8 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet
 
-from lifecycle.jobs.models import JOB_ACTIVE_STATES, Job, JobLogChunk, JobState, PoolQuota, ResourcePool, Worker
+from lifecycle.jobs.choices import JOB_ACTIVE_STATES, JobState
+from lifecycle.jobs.models import Job, JobLogChunk, PoolQuota, ResourcePool, Worker
 from registry.errors import InvalidInput, NotFound
 from registry.permissions import visible_team_ids
 

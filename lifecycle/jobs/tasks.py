@@ -13,7 +13,8 @@ from pathlib import Path
 from celery import shared_task
 from django.conf import settings
 
-from lifecycle.jobs import runner, services
+from lifecycle.jobs import placement, runner, services
+from lifecycle.jobs.outcomes import job_outcome_apply
 from lifecycle.jobs.spec import parse_spec
 
 logger = logging.getLogger(__name__)
@@ -55,22 +56,18 @@ def run_job(job_id: int, attempt: int, rank: int = 0) -> str:
     if (rank == 0 or outcome.state == "failed") and services.job_finish(
         job_id=job_id, attempt=attempt, outcome=outcome
     ):
-        from lifecycle.evaluation.services import job_outcome_apply
-
         job_outcome_apply(job_id=job_id)
     return outcome.state
 
 
 @shared_task(name="lifecycle.schedule_jobs", ignore_result=True)
 def schedule_jobs() -> dict[str, int]:
-    result = services.schedule_pass()
+    result = placement.schedule_pass()
     return {"placed": len(result.placed), "waiting": len(result.waiting)}
 
 
 @shared_task(name="lifecycle.reap_jobs", ignore_result=True)
 def reap_jobs() -> dict[str, int]:
-    from lifecycle.evaluation.services import job_outcome_apply
-
     report = services.jobs_reap()
     for job_id in services.jobs_with_unapplied_outcome():
         try:
@@ -78,10 +75,3 @@ def reap_jobs() -> dict[str, int]:
         except Exception as exc:  # one job's failure must not stop the others
             logger.warning("applying the outcome of job %s failed: %s", job_id, exc)
     return {"requeued": len(report.requeued), "failed": len(report.failed), "redispatched": len(report.redispatched)}
-
-
-@shared_task(name="lifecycle.retrain_due", ignore_result=True)
-def retrain_due() -> list[int]:
-    from lifecycle.evaluation.services import retrains_due
-
-    return retrains_due()

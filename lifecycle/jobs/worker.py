@@ -64,7 +64,7 @@ def _goodbye(sig: Any = None, how: Any = None, exitcode: Any = None, **_: Any) -
     if name is None:
         return
     _stop.set()
-    from lifecycle.jobs.models import WorkerState
+    from lifecycle.jobs.choices import WorkerState
     from lifecycle.jobs.services import worker_set_state
 
     try:

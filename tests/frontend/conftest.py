@@ -21,12 +21,13 @@ from django.test import Client
 from django.utils import timezone
 
 from lifecycle.evaluation.models import Evaluation
-from lifecycle.jobs import services as job_services
+from lifecycle.governance.models import Transition
+from lifecycle.governance.services.transitions import transition_approve, transition_request
+from lifecycle.jobs import dispatch as job_dispatch
+from lifecycle.jobs.choices import JobState
 from lifecycle.jobs.inventory import Gpu, Inventory
-from lifecycle.jobs.models import Job, JobState, Worker
+from lifecycle.jobs.models import Job, Worker
 from lifecycle.jobs.services import job_submit, worker_register
-from lifecycle.models import Transition
-from lifecycle.services.transitions import transition_approve, transition_request
 from registry.choices import MetricSource, Stage
 from registry.models import Dataset, ModelVersion, RegisteredModel
 from registry.services import metrics_record, model_create, team_ensure
@@ -137,7 +138,7 @@ GPU_SPEC = {
 def quiet_scheduler(monkeypatch) -> None:
     """Submitting a job or registering a worker kicks a scheduling pass after commit;
     here nothing is sent to a broker, and jobs move only as the test moves them."""
-    monkeypatch.setattr(job_services, "_kick_scheduler", lambda: None)
+    monkeypatch.setattr(job_dispatch, "scheduler_kick", lambda: None)
 
 
 def job_create(*, actor: Actor, model: RegisteredModel, version: ModelVersion | None = None, **extra: Any) -> Job:

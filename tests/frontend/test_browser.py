@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from lifecycle.jobs.models import Job, JobState
+from lifecycle.governance.services.transitions import transition_approve
+from lifecycle.jobs.choices import JobState
+from lifecycle.jobs.models import Job
 from lifecycle.jobs.services import job_log_append, pool_quota_set
-from lifecycle.services.transitions import transition_approve
 from registry.choices import Stage
 from registry.services import team_ensure
 from tests.conftest import Actor, require_service

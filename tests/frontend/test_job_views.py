@@ -11,9 +11,10 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from lifecycle.jobs.models import Job, JobState, Worker
+from lifecycle.governance.models import AuditRecord
+from lifecycle.jobs.choices import JobState
+from lifecycle.jobs.models import Job, Worker
 from lifecycle.jobs.services import job_log_append, pool_quota_set
-from lifecycle.models import AuditRecord
 from registry.services import model_create, team_ensure
 from tests.conftest import Actor, _actor
 from tests.frontend.conftest import (

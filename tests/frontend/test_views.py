@@ -8,7 +8,7 @@ import re
 import pytest
 from django.test import Client
 
-from lifecycle.models import Approval, AuditRecord, ProductionRecord, Transition
+from lifecycle.governance.models import Approval, AuditRecord, ProductionRecord, Transition
 from registry.choices import MetricSource, Stage
 from registry.models import ModelVersion
 from registry.services import metrics_record, team_ensure
@@ -574,7 +574,7 @@ def _queries(client: Client, url: str) -> int:
 
 
 def test_pages_cost_the_same_number_of_queries_however_many_rows(story: Story, owner: Actor, approver: Actor) -> None:
-    from lifecycle.services.transitions import transition_request
+    from lifecycle.governance.services.transitions import transition_request
 
     client = client_for(approver)
     urls = ("/", "/models/", "/models/fraud-detector/", "/models/fraud-detector/versions/2/")

@@ -13,9 +13,9 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.db import connection
 
-from lifecycle.models import AuditRecord
-from lifecycle.services.audit import GENESIS, _content, record_hash
-from lifecycle.services.transitions import transition_approve, transition_request
+from lifecycle.governance.models import AuditRecord
+from lifecycle.governance.services.audit import GENESIS, _content, record_hash
+from lifecycle.governance.services.transitions import transition_approve, transition_request
 from registry.choices import Stage
 from registry.models import RegisteredModel
 from registry.services import metrics_record, model_create, model_update, team_ensure

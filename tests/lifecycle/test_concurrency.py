@@ -22,8 +22,8 @@ import pytest
 from django.db import OperationalError, connection
 from rest_framework.test import APIClient
 
-from lifecycle.models import ProductionRecord, Transition
-from lifecycle.services.audit import audit_verify
+from lifecycle.governance.models import ProductionRecord, Transition
+from lifecycle.governance.services.audit import audit_verify
 from registry.choices import Stage
 from registry.models import ModelVersion, RegisteredModel
 from registry.services import metrics_record, model_update

@@ -16,8 +16,8 @@ from django.utils import timezone
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from lifecycle.models import AuditRecord, ProductionRecord, Transition
-from lifecycle.services.outbox import outbox_relay
+from lifecycle.governance.models import AuditRecord, ProductionRecord, Transition
+from lifecycle.governance.services.outbox import outbox_relay
 from registry.choices import Stage
 from registry.models import ModelVersion, RegisteredModel
 from registry.services import metrics_record, model_update

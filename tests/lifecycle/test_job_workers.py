@@ -8,9 +8,11 @@ import sys
 
 import pytest
 
-from lifecycle.jobs.models import Job, JobState, Worker, WorkerState
-from lifecycle.jobs.services import job_submit, schedule_pass
-from lifecycle.models import AuditRecord
+from lifecycle.governance.models import AuditRecord
+from lifecycle.jobs.choices import JobState, WorkerState
+from lifecycle.jobs.models import Job, Worker
+from lifecycle.jobs.placement import schedule_pass
+from lifecycle.jobs.services import job_submit
 from registry.services import team_ensure
 from tests.conftest import require_service
 from tests.environment import port_open
@@ -76,7 +78,9 @@ def test_jobs_land_where_the_capability_strategy_says_with_exactly_their_gpus(st
 def test_a_job_whose_worker_is_killed_is_retried_on_another_worker_and_recorded_once(start_workers, owner, team):
     first, second = start_workers(("gpu-1", "A100:40960", 1.0), ("gpu-2", "A100:40960", 1.0))
     job = _submit(owner, team, gpus=1, gpu_type="A100", seconds=4)
-    wait_for(lambda: Job.objects.get(pk=job.pk).progress > 0, timeout=60, what="the job to progress", tick=drive_scheduler)
+    wait_for(
+        lambda: Job.objects.get(pk=job.pk).progress > 0, timeout=60, what="the job to progress", tick=drive_scheduler
+    )
     victim_name = Job.objects.get(pk=job.pk).assignment[0]["worker"]
     victim = first if first.name == victim_name else second
 
@@ -98,7 +102,9 @@ def test_cancelling_a_running_job_stops_its_process_within_the_grace_period(star
 
     start_workers(("gpu-c", "A100:40960", 1.0))
     job = _submit(owner, team, gpus=1, seconds=60)
-    wait_for(lambda: Job.objects.get(pk=job.pk).progress > 0, timeout=60, what="the job to progress", tick=drive_scheduler)
+    wait_for(
+        lambda: Job.objects.get(pk=job.pk).progress > 0, timeout=60, what="the job to progress", tick=drive_scheduler
+    )
     pid = int(next((tmp_path / "jobs" / str(job.pk)).glob("attempt-1-rank-0/pid")).read_text())
 
     job_cancel(actor=owner.user, job=Job.objects.get(pk=job.pk))

@@ -14,9 +14,12 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.utils import timezone
 
-from lifecycle.jobs import services
+from lifecycle.governance.models import AuditRecord
+from lifecycle.jobs import dispatch, placement, services
+from lifecycle.jobs.choices import JobState, WorkerState
 from lifecycle.jobs.inventory import Inventory, parse_declared_gpus
-from lifecycle.jobs.models import Job, JobLogChunk, JobState, ResourcePool, Worker, WorkerState
+from lifecycle.jobs.models import Job, JobLogChunk, ResourcePool, Worker
+from lifecycle.jobs.placement import schedule_pass
 from lifecycle.jobs.runner import Outcome
 from lifecycle.jobs.services import (
     job_cancel,
@@ -28,11 +31,9 @@ from lifecycle.jobs.services import (
     jobs_reap,
     pool_ensure,
     pool_quota_set,
-    schedule_pass,
     worker_register,
 )
 from lifecycle.jobs.spec import parse_spec
-from lifecycle.models import AuditRecord
 from registry.errors import Forbidden
 from registry.models import RegisteredModel, Team
 from registry.services import model_create, team_ensure
@@ -69,8 +70,8 @@ class Broker:
 @pytest.fixture(autouse=True)
 def broker(monkeypatch) -> Broker:
     recorder = Broker()
-    monkeypatch.setattr(services, "_dispatch", recorder.dispatch)
-    monkeypatch.setattr(services, "_kick_scheduler", recorder.kick)
+    monkeypatch.setattr(dispatch, "job_dispatch", recorder.dispatch)
+    monkeypatch.setattr(dispatch, "scheduler_kick", recorder.kick)
     return recorder
 
 
@@ -111,7 +112,7 @@ def post_job(actor: Actor, body: dict[str, Any], **headers: str) -> Any:
     return actor.client.post("/api/v1/jobs/", body, format="json", **headers)
 
 
-def place(django_capture_on_commit_callbacks, **kwargs: Any) -> services.SchedulePass:
+def place(django_capture_on_commit_callbacks, **kwargs: Any) -> placement.SchedulePass:
     """One scheduling pass, with its after-commit dispatches run (and recorded)."""
     with django_capture_on_commit_callbacks(execute=True):
         return schedule_pass(**kwargs)
@@ -900,7 +901,7 @@ def test_two_concurrent_passes_never_hand_out_the_same_gpu(owner, fraud, monkeyp
     # Each pass waits for the other before reading the cluster, the worst interleaving;
     # when passes are serialised the second never arrives and the first goes on alone.
     meet = threading.Barrier(2, timeout=2)
-    snapshot = services._snapshot
+    snapshot = placement._snapshot
 
     def meeting_snapshot(*args, **kwargs):
         try:
@@ -909,7 +910,7 @@ def test_two_concurrent_passes_never_hand_out_the_same_gpu(owner, fraud, monkeyp
             pass
         return snapshot(*args, **kwargs)
 
-    monkeypatch.setattr(services, "_snapshot", meeting_snapshot)
+    monkeypatch.setattr(placement, "_snapshot", meeting_snapshot)
     errors: list[BaseException] = []
 
     def one_pass() -> None:
@@ -944,12 +945,12 @@ def test_a_kick_that_finds_a_pass_already_waiting_leaves_the_queue_to_it(
         host=database["HOST"], port=database["PORT"], user=database["USER"], dbname=database["NAME"], autocommit=True
     )
     try:
-        waiting.execute("SELECT pg_advisory_lock(%s)", [services._NEXT_PASS_LOCK])
+        waiting.execute("SELECT pg_advisory_lock(%s)", [placement._NEXT_PASS_LOCK])
 
         skipped = place(django_capture_on_commit_callbacks)
 
         assert (skipped.placed, fresh(job).state) == ([], JobState.QUEUED)
-        waiting.execute("SELECT pg_advisory_unlock(%s)", [services._NEXT_PASS_LOCK])  # the waiting pass runs
+        waiting.execute("SELECT pg_advisory_unlock(%s)", [placement._NEXT_PASS_LOCK])  # the waiting pass runs
     finally:
         waiting.close()
 

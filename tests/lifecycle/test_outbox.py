@@ -22,9 +22,9 @@ import pytest
 from django.db import connection
 from django.utils import timezone
 
-from lifecycle.choices import DeliveryStatus, OutboxKind
-from lifecycle.models import OutboxEvent, WebhookDelivery
-from lifecycle.services import outbox
+from lifecycle.governance.choices import DeliveryStatus, OutboxKind
+from lifecycle.governance.models import OutboxEvent, WebhookDelivery
+from lifecycle.governance.services import outbox
 from registry.choices import Stage
 from registry.models import ModelVersion, RegisteredModel
 from registry.services import metrics_record

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from lifecycle.scheduling import (
+from lifecycle.jobs.scheduling import (
     STRATEGIES,
     ClusterSnapshot,
     GpuSnapshot,
@@ -579,5 +579,5 @@ def test_a_worker_reporting_duplicate_gpu_indices_is_refused() -> None:
 
 
 def test_the_scheduling_package_imports_without_django() -> None:
-    code = "import sys, lifecycle.scheduling; sys.exit('django' in sys.modules)"
+    code = "import sys, lifecycle.jobs.scheduling; sys.exit('django' in sys.modules)"
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lifecycle.scheduling import (
+from lifecycle.jobs.scheduling import (
     STRATEGIES,
     ClusterSnapshot,
     GpuSnapshot,

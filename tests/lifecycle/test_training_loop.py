@@ -11,10 +11,12 @@ import pytest
 from sklearn.datasets import load_breast_cancer
 
 from lifecycle.evaluation.models import Evaluation
-from lifecycle.evaluation.services import evaluation_submit, training_submit
-from lifecycle.jobs.models import Job, JobState
-from lifecycle.models import Transition
-from lifecycle.services.transitions import transition_approve
+from lifecycle.evaluation.services import evaluation_submit
+from lifecycle.governance.models import Transition
+from lifecycle.governance.services.transitions import transition_approve
+from lifecycle.jobs.choices import JobState
+from lifecycle.jobs.models import Job
+from lifecycle.training.services import training_submit
 from registry import storage
 from registry.models import ModelVersion
 from registry.services import dataset_create, model_create, team_ensure

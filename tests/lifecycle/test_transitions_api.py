@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from lifecycle.models import Transition
+from lifecycle.governance.models import Transition
 from registry.choices import Stage
 from registry.models import ModelVersion, RegisteredModel
 from registry.services import metrics_record, model_create, model_update, team_ensure

@@ -17,8 +17,10 @@ import pytest
 from django.db import connection
 
 from config.celery import app as celery_app
-from lifecycle.jobs.models import Job, Worker, WorkerState
-from lifecycle.jobs.services import jobs_reap, schedule_pass
+from lifecycle.jobs.choices import WorkerState
+from lifecycle.jobs.models import Job, Worker
+from lifecycle.jobs.placement import schedule_pass
+from lifecycle.jobs.services import jobs_reap
 from tests.conftest import require_service
 from tests.environment import POSTGRES_AVAILABLE, port_open
 

@@ -4,7 +4,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from lifecycle.services.audit import audit_verify
+from lifecycle.governance.services.audit import audit_verify
 
 
 class Command(BaseCommand):

@@ -11,9 +11,9 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from lifecycle.evaluation.services import training_submit
-from lifecycle.models import Transition
-from lifecycle.services.transitions import transition_approve
+from lifecycle.governance.models import Transition
+from lifecycle.governance.services.transitions import transition_approve
+from lifecycle.training.services import training_submit
 from registry.models import RegisteredModel
 
 DEMO_MODEL = "breast-cancer-classifier"

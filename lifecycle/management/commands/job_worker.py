@@ -14,8 +14,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
+from lifecycle.jobs.dispatch import pool_queue, worker_queue
 from lifecycle.jobs.inventory import parse_declared_gpus, parse_labels
-from lifecycle.jobs.services import pool_queue, worker_queue
 
 
 class Command(BaseCommand):

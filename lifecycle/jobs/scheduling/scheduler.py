@@ -7,7 +7,7 @@ later jobs see what earlier ones took. The snapshot is never modified.
 
 Queue discipline is greedy with backfill: a job that does not fit waits and the
 next one is tried, so a blocked large job does not idle the cluster. Aging
-(see :mod:`lifecycle.scheduling.priority`) moves long-waiting jobs to the front,
+(see :mod:`lifecycle.jobs.scheduling.priority`) moves long-waiting jobs to the front,
 where they get first pick of whatever is free.
 """
 
@@ -17,19 +17,19 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from lifecycle.scheduling.capacity import CapacityIndex, WorkerGroup, WorkingWorker
-from lifecycle.scheduling.context import Request, RoundContext, format_time
-from lifecycle.scheduling.diagnosis import describe_shape, diagnose_capacity
-from lifecycle.scheduling.outcome import (
+from lifecycle.jobs.scheduling.capacity import CapacityIndex, WorkerGroup, WorkingWorker
+from lifecycle.jobs.scheduling.context import Request, RoundContext, format_time
+from lifecycle.jobs.scheduling.diagnosis import describe_shape, diagnose_capacity
+from lifecycle.jobs.scheduling.outcome import (
     NodeAssignment,
     Placement,
     ReasonCode,
     ScheduleResult,
     Unplaceable,
 )
-from lifecycle.scheduling.priority import SchedulingPolicy, queue_order
-from lifecycle.scheduling.snapshot import ClusterSnapshot, JobRequest
-from lifecycle.scheduling.strategies import Choice, Strategy, make_strategy
+from lifecycle.jobs.scheduling.priority import SchedulingPolicy, queue_order
+from lifecycle.jobs.scheduling.snapshot import ClusterSnapshot, JobRequest
+from lifecycle.jobs.scheduling.strategies import Choice, Strategy, make_strategy
 
 __all__ = ["schedule"]
 
@@ -45,7 +45,7 @@ def schedule(
 ) -> ScheduleResult:
     """Place as many of ``jobs`` as fit on ``snapshot``'s online workers.
 
-    ``strategy`` is a name from :data:`~lifecycle.scheduling.strategies.STRATEGIES`
+    ``strategy`` is a name from :data:`~lifecycle.jobs.scheduling.strategies.STRATEGIES`
     (its settings in ``config``) or a ready strategy object (then ``config`` must
     be omitted). ``policy`` sets aging and the default duration. Every job ends
     up exactly once in ``placements`` or ``unplaceable``.

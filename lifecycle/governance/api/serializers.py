@@ -6,9 +6,9 @@ from typing import Any
 
 from rest_framework import serializers
 
-from lifecycle.choices import Stage
-from lifecycle.models import AuditRecord, ProductionRecord, Transition, Webhook, WebhookDelivery
+from lifecycle.governance.models import AuditRecord, ProductionRecord, Transition, Webhook, WebhookDelivery
 from registry.api.serializers import StrictSerializer
+from registry.choices import Stage
 
 
 class TransitionRequestIn(StrictSerializer):
@@ -107,6 +107,12 @@ class WebhookOut(serializers.Serializer):
         model = Webhook
 
 
+class WebhookCreatedOut(WebhookOut):
+    """A new webhook, with its signing secret: shown this once."""
+
+    secret = serializers.CharField()
+
+
 class DeliveryOut(serializers.Serializer):
     delivery_id = serializers.UUIDField()
     event = serializers.CharField(source="event.event_type")
@@ -121,3 +127,26 @@ class DeliveryOut(serializers.Serializer):
 
     class Meta:
         model = WebhookDelivery
+
+
+class ProductionHistoryPageOut(serializers.Serializer):
+    """A page of the production history, newest first."""
+
+    results = ProductionRecordOut(many=True)
+    next = serializers.CharField(allow_null=True)
+    previous = serializers.CharField(allow_null=True)
+
+
+class ProductionAtOut(serializers.Serializer):
+    """Which version was in production at a moment (``?at=``)."""
+
+    at = serializers.CharField(help_text="the moment asked about, ISO 8601")
+    version = serializers.IntegerField(allow_null=True)
+    record = ProductionRecordOut(allow_null=True)
+
+
+class ChainReportOut(serializers.Serializer):
+    valid = serializers.BooleanField()
+    records = serializers.IntegerField()
+    first_bad = serializers.IntegerField(allow_null=True)
+    problem = serializers.CharField(allow_null=True)

@@ -25,7 +25,7 @@ from bisect import bisect_left, insort
 from collections import Counter
 from collections.abc import Callable, Hashable, Mapping, Sequence
 
-from lifecycle.scheduling.snapshot import ClusterSnapshot, WorkerSnapshot, WorkerState
+from lifecycle.jobs.scheduling.snapshot import ClusterSnapshot, WorkerSnapshot, WorkerState
 
 __all__ = [
     "ALL_WORKERS",

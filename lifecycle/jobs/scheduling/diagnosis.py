@@ -6,10 +6,10 @@ does; the scheduler memoises its answer per request shape for the round.
 
 from __future__ import annotations
 
-from lifecycle.scheduling.capacity import ALL_WORKERS, CapacityIndex, WorkerGroup
-from lifecycle.scheduling.context import Request
-from lifecycle.scheduling.outcome import ReasonCode
-from lifecycle.scheduling.snapshot import WorkerState
+from lifecycle.jobs.scheduling.capacity import ALL_WORKERS, CapacityIndex, WorkerGroup
+from lifecycle.jobs.scheduling.context import Request
+from lifecycle.jobs.scheduling.outcome import ReasonCode
+from lifecycle.jobs.scheduling.snapshot import WorkerState
 
 __all__ = ["describe_shape", "diagnose_capacity"]
 

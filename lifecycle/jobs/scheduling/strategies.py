@@ -13,7 +13,7 @@ without calling back per worker:
   bucket. Lower wins.
 
 Strategies are immutable configuration; anything that changes during a round
-lives in :class:`~lifecycle.scheduling.context.RoundContext`. Pick one by name
+lives in :class:`~lifecycle.jobs.scheduling.context.RoundContext`. Pick one by name
 through :data:`STRATEGIES` / :func:`make_strategy`.
 """
 
@@ -26,20 +26,20 @@ from datetime import timedelta
 from itertools import chain
 from typing import Any, ClassVar
 
-from lifecycle.scheduling.capacity import (
+from lifecycle.jobs.scheduling.capacity import (
     ALL_WORKERS,
     GpuClass,
     WorkerGroup,
     WorkingWorker,
 )
-from lifecycle.scheduling.context import (
+from lifecycle.jobs.scheduling.context import (
     Request,
     RoundContext,
     format_duration,
     format_time,
 )
-from lifecycle.scheduling.outcome import RoundRobinCursor
-from lifecycle.scheduling.snapshot import JobRequest
+from lifecycle.jobs.scheduling.outcome import RoundRobinCursor
+from lifecycle.jobs.scheduling.snapshot import JobRequest
 
 __all__ = [
     "STRATEGIES",

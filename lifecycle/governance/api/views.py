@@ -5,28 +5,32 @@ from __future__ import annotations
 from typing import Any
 
 from django.utils.dateparse import parse_datetime
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, PolymorphicProxySerializer, extend_schema
 from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from lifecycle import selectors
-from lifecycle.api.serializers import (
+from lifecycle.governance import selectors
+from lifecycle.governance.api.serializers import (
     AuditRecordOut,
+    ChainReportOut,
     CommentIn,
     DeliveryOut,
+    ProductionAtOut,
+    ProductionHistoryPageOut,
     ProductionRecordOut,
     RollbackIn,
     TransitionOut,
     TransitionRequestIn,
+    WebhookCreatedOut,
     WebhookCreateIn,
     WebhookOut,
 )
-from lifecycle.choices import DeliveryStatus
-from lifecycle.services import transitions as transition_services
-from lifecycle.services.audit import audit_verify
-from lifecycle.services.outbox import delivery_resend
-from lifecycle.services.webhooks import webhook_create
+from lifecycle.governance.choices import DeliveryStatus
+from lifecycle.governance.services import transitions as transition_services
+from lifecycle.governance.services.audit import audit_verify
+from lifecycle.governance.services.outbox import delivery_resend
+from lifecycle.governance.services.webhooks import webhook_create
 from registry import selectors as registry_selectors
 from registry.api.base import ApiView, idempotent
 from registry.errors import InvalidInput, NotFound
@@ -144,7 +148,15 @@ class HistoryView(ApiView):
     def cursor_ordering(self, request: Request) -> tuple[str, ...]:
         return ("-started_at", "-id")
 
-    @extend_schema(parameters=[OpenApiParameter("at", str, description="ISO 8601 timestamp")], responses=dict)
+    @extend_schema(
+        parameters=[OpenApiParameter("at", str, description="ISO 8601 timestamp")],
+        responses=PolymorphicProxySerializer(
+            component_name="ProductionHistory",
+            serializers=[ProductionHistoryPageOut, ProductionAtOut],
+            resource_type_field_name=None,
+            many=False,
+        ),
+    )
     def get(self, request: Request, name: str) -> Response:
         model = registry_selectors.model_get(user=request.user, name=name)
         raw = request.query_params.get("at")
@@ -162,11 +174,9 @@ class HistoryView(ApiView):
             )
         span = selectors.production_at(model=model, at=at)
         return Response(
-            {
-                "at": at.isoformat(),
-                "version": span.version.version if span else None,
-                "record": ProductionRecordOut(span).data if span else None,
-            }
+            ProductionAtOut(
+                {"at": at.isoformat(), "version": span.version.version if span else None, "record": span}
+            ).data
         )
 
 
@@ -191,12 +201,9 @@ class AuditListView(ApiView):
 
 
 class AuditVerifyView(ApiView):
-    @extend_schema(responses=dict)
+    @extend_schema(responses=ChainReportOut)
     def get(self, request: Request) -> Response:
-        report = audit_verify()
-        return Response(
-            {"valid": report.valid, "records": report.records, "first_bad": report.first_bad, "problem": report.problem}
-        )
+        return Response(ChainReportOut(audit_verify()).data)
 
 
 class WebhookListView(ApiView):
@@ -208,13 +215,13 @@ class WebhookListView(ApiView):
         qs = selectors.webhooks_visible_to(request.user)
         return self.paginate(request, qs, lambda page: WebhookOut(page, many=True).data)
 
-    @extend_schema(request=WebhookCreateIn, responses={201: WebhookOut})
+    @extend_schema(request=WebhookCreateIn, responses={201: WebhookCreatedOut})
     def post(self, request: Request) -> Response:
         def create(_: str | None) -> Response:
             data = _parse(WebhookCreateIn, request)
             team = registry_selectors.team_get(name=data.pop("team"))
             webhook = webhook_create(actor=request.user, team=team, **data)
-            return Response({**WebhookOut(webhook).data, "secret": webhook.secret}, status=status.HTTP_201_CREATED)
+            return Response(WebhookCreatedOut(webhook).data, status=status.HTTP_201_CREATED)
 
         return idempotent(request, create)
 

@@ -1,18 +1,11 @@
-"""Enumerations of the lifecycle app. Version stages and their transition map live in
-``registry.choices`` (the registry stores the stage); re-exported here for readers."""
+"""Enumerations of governance: transitions, decisions, the production history, the outbox.
+
+Version stages and their transition map live in ``registry.choices`` (the registry
+stores the stage)."""
 
 from __future__ import annotations
 
 from django.db import models
-
-from registry.choices import (  # noqa: F401  (re-exported)
-    ACTIVE_STAGES,
-    STAGE_ALIASES,
-    STAGE_TRANSITIONS,
-    TERMINAL_STAGES,
-    Stage,
-    allowed_transition,
-)
 
 
 class TransitionStatus(models.TextChoices):

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Hashable, Mapping, Sequence
 from datetime import datetime
 
-from lifecycle.scheduling.capacity import CPU_TYPE
-from lifecycle.scheduling.priority import SchedulingPolicy
-from lifecycle.scheduling.snapshot import DurationHistory, JobRequest
+from lifecycle.jobs.scheduling.capacity import CPU_TYPE
+from lifecycle.jobs.scheduling.priority import SchedulingPolicy
+from lifecycle.jobs.scheduling.snapshot import DurationHistory, JobRequest
 
 __all__ = ["Request", "RoundContext", "format_duration", "format_time"]
 

@@ -7,10 +7,10 @@ from datetime import datetime
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Q, QuerySet
 
-from lifecycle import rules
-from lifecycle.choices import Decision, Stage
-from lifecycle.models import Approval, AuditRecord, ProductionRecord, Transition, Webhook, WebhookDelivery
-from registry.choices import ROLE_RANK, Role
+from lifecycle.governance import rules
+from lifecycle.governance.choices import Decision
+from lifecycle.governance.models import Approval, AuditRecord, ProductionRecord, Transition, Webhook, WebhookDelivery
+from registry.choices import ROLE_RANK, Role, Stage
 from registry.errors import InvalidInput, NotFound
 from registry.models import ModelVersion, RegisteredModel, VersionMetric
 from registry.permissions import team_roles, visible_team_ids
@@ -79,7 +79,7 @@ def transitions_visible_to(user: User) -> QuerySet[Transition]:
 def transition_list(*, user: User, status: str | None = None, model: str | None = None) -> QuerySet[Transition]:
     qs = transitions_visible_to(user)
     if status:
-        from lifecycle.choices import TransitionStatus
+        from lifecycle.governance.choices import TransitionStatus
 
         if status not in TransitionStatus.values:
             raise InvalidInput(

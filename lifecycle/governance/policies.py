@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from lifecycle.rules import PolicyError, parse_policy, policy_to_dict
+from lifecycle.governance.rules import PolicyError, parse_policy, policy_to_dict
 from registry.errors import InvalidInput
 from registry.policy import validator_install
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from lifecycle.services.audit import audit_append
-from lifecycle.services.outbox import event_publish
+from lifecycle.governance.services.audit import audit_append
+from lifecycle.governance.services.outbox import event_publish
 from registry.models import Alias, Dataset, ModelVersion, RegisteredModel
 
 # Registry actions that are also platform events for webhooks.

@@ -25,9 +25,10 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 from django.utils import timezone
 
-from lifecycle.choices import DeliveryStatus, OutboxKind
-from lifecycle.models import OutboxEvent, Webhook, WebhookDelivery
-from lifecycle.services.audit import audit_append
+from lifecycle.enqueue import task_enqueue
+from lifecycle.governance.choices import DeliveryStatus, OutboxKind
+from lifecycle.governance.models import OutboxEvent, Webhook, WebhookDelivery
+from lifecycle.governance.services.audit import audit_append
 from registry.choices import Role
 from registry.errors import DomainError
 from registry.models import RegisteredModel, Team
@@ -44,10 +45,8 @@ def _backoff(attempts: int) -> timedelta:
 
 def _kick_relay() -> None:
     """Ask a worker to relay now; the periodic relay catches up if the broker is down."""
-    from lifecycle.tasks import relay_outbox
-
     try:
-        relay_outbox.delay()
+        task_enqueue("lifecycle.relay_outbox")
     except Exception as exc:  # the broker's many transport errors all mean "later"
         logger.warning("could not enqueue the outbox relay (it runs periodically anyway): %s", exc)
 

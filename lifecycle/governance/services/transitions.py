@@ -15,21 +15,19 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from lifecycle import rules, selectors
-from lifecycle.choices import (
+from lifecycle.governance import rules, selectors
+from lifecycle.governance.choices import (
     OPEN_TRANSITION_STATUSES,
-    STAGE_ALIASES,
     Decision,
     ProductionEnd,
-    Stage,
     TransitionKind,
     TransitionStatus,
-    allowed_transition,
 )
-from lifecycle.models import Approval, ProductionRecord, Transition
-from lifecycle.services.audit import audit_append
-from lifecycle.services.outbox import event_publish, mlflow_alias_enqueue
-from registry.choices import Role
+from lifecycle.governance.models import Approval, ProductionRecord, Transition
+from lifecycle.governance.services.audit import audit_append
+from lifecycle.governance.services.outbox import event_publish, mlflow_alias_enqueue
+from lifecycle.governance.signals import evaluation_wanted
+from registry.choices import STAGE_ALIASES, Role, Stage, allowed_transition
 from registry.errors import Conflict, Forbidden, InvalidInput
 from registry.models import ModelVersion, RegisteredModel
 from registry.permissions import require_role, role_in
@@ -170,11 +168,14 @@ def _decide(
         failed = [f"{g['rule']}: {g['detail']}" for g in transition.gates if g["status"] == "failed"]
         transition.status_detail = "blocked by " + "; ".join(failed)
         if any(g.get("needs") == "evaluation" for g in transition.gates if g["status"] == "failed"):
-            from lifecycle.evaluation.services import evaluation_needed
-
-            job = evaluation_needed(version=transition.version, actor=transition.requested_by)
-            if job is not None:
-                transition.status_detail += f"; evaluation job {job.pk} started, the gates are rechecked when it ends"
+            answers = evaluation_wanted.send(
+                sender=Transition, version=transition.version, actor=transition.requested_by
+            )
+            for _, job in answers:
+                if job is not None:
+                    transition.status_detail += (
+                        f"; evaluation job {job.pk} started, the gates are rechecked when it ends"
+                    )
     transition.save()
     if requested:
         event_publish(

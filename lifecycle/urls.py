@@ -1,8 +1,11 @@
-"""Routes of the lifecycle's part of API v1 (mounted under ``/api/v1/``)."""
+"""Routes of the lifecycle's part of API v1 (mounted under ``/api/v1/``): each stage's API."""
 
 from django.urls import path
 
-from lifecycle.api import jobs, views
+from lifecycle.evaluation import api as evaluation
+from lifecycle.governance.api import views
+from lifecycle.jobs.api import views as jobs
+from lifecycle.training import api as training
 
 urlpatterns = [
     path(
@@ -18,11 +21,13 @@ urlpatterns = [
     path("transitions/<int:pk>/reject/", views.TransitionRejectView.as_view(), name="transition-reject"),
     path("transitions/<int:pk>/recheck/", views.TransitionRecheckView.as_view(), name="transition-recheck"),
     path("transitions/<int:pk>/cancel/", views.TransitionCancelView.as_view(), name="transition-cancel"),
-    path("models/<str:name>/train/", jobs.TrainView.as_view(), name="model-train"),
-    path("models/<str:name>/retrain/", jobs.RetrainView.as_view(), name="model-retrain"),
-    path("models/<str:name>/retrain-schedule/", jobs.RetrainScheduleView.as_view(), name="model-retrain-schedule"),
+    path("models/<str:name>/train/", training.TrainView.as_view(), name="model-train"),
+    path("models/<str:name>/retrain/", training.RetrainView.as_view(), name="model-retrain"),
+    path("models/<str:name>/retrain-schedule/", training.RetrainScheduleView.as_view(), name="model-retrain-schedule"),
     path(
-        "models/<str:name>/versions/<int:version>/evaluations/", jobs.EvaluateView.as_view(), name="version-evaluations"
+        "models/<str:name>/versions/<int:version>/evaluations/",
+        evaluation.EvaluateView.as_view(),
+        name="version-evaluations",
     ),
     path("jobs/", jobs.JobListView.as_view(), name="job-list"),
     path("jobs/<int:pk>/", jobs.JobDetailView.as_view(), name="job-detail"),

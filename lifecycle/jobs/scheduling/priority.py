@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from lifecycle.scheduling.snapshot import JobRequest
+from lifecycle.jobs.scheduling.snapshot import JobRequest
 
 __all__ = ["SchedulingPolicy", "effective_priority", "queue_order"]
 

@@ -19,7 +19,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
 from django.utils import timezone
 
-from lifecycle.models import AuditRecord
+from lifecycle.governance.models import AuditRecord
 from registry import request_context
 
 GENESIS = "0" * 64

@@ -8,9 +8,9 @@ from urllib.parse import urlparse
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
-from lifecycle.choices import EVENT_TYPES
-from lifecycle.models import Webhook
-from lifecycle.services.audit import audit_append
+from lifecycle.governance.choices import EVENT_TYPES
+from lifecycle.governance.models import Webhook
+from lifecycle.governance.services.audit import audit_append
 from registry.choices import Role
 from registry.errors import InvalidInput
 from registry.models import Team

@@ -1,11 +1,11 @@
 """Pure scheduling core: which queued job runs on which GPU worker, and why not.
 
 No Django here: the caller turns models into the frozen dataclasses of
-:mod:`~lifecycle.scheduling.snapshot`, calls :func:`schedule`, and persists the
+:mod:`~lifecycle.jobs.scheduling.snapshot`, calls :func:`schedule`, and persists the
 returned :class:`Placement` and :class:`Unplaceable` records.
 """
 
-from lifecycle.scheduling.outcome import (
+from lifecycle.jobs.scheduling.outcome import (
     NodeAssignment,
     Placement,
     ReasonCode,
@@ -13,13 +13,13 @@ from lifecycle.scheduling.outcome import (
     ScheduleResult,
     Unplaceable,
 )
-from lifecycle.scheduling.priority import (
+from lifecycle.jobs.scheduling.priority import (
     SchedulingPolicy,
     effective_priority,
     queue_order,
 )
-from lifecycle.scheduling.scheduler import schedule
-from lifecycle.scheduling.snapshot import (
+from lifecycle.jobs.scheduling.scheduler import schedule
+from lifecycle.jobs.scheduling.snapshot import (
     ClusterSnapshot,
     GpuSnapshot,
     JobRequest,
@@ -28,7 +28,7 @@ from lifecycle.scheduling.snapshot import (
     WorkerSnapshot,
     WorkerState,
 )
-from lifecycle.scheduling.strategies import STRATEGIES, Strategy, make_strategy
+from lifecycle.jobs.scheduling.strategies import STRATEGIES, Strategy, make_strategy
 
 __all__ = [
     "STRATEGIES",

@@ -1,0 +1,53 @@
+"""REST API v1 of the evaluation stage: evaluate a version beside the champion, list its evaluations."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from lifecycle.evaluation import selectors
+from lifecycle.evaluation.services import evaluation_submit
+from lifecycle.jobs import selectors as job_selectors
+from lifecycle.jobs.api.serializers import JobOut, unpaged
+from registry import selectors as registry_selectors
+from registry.api.base import ApiView
+
+
+class EvaluationOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    job = serializers.IntegerField(source="job_id", allow_null=True)
+    role = serializers.CharField()
+    dataset_digest = serializers.CharField()
+    primary_metric = serializers.CharField()
+    metrics = serializers.JSONField()
+    details = serializers.JSONField()
+    compared_with = serializers.IntegerField(source="compared_with.version", default=None, allow_null=True)
+    deltas = serializers.JSONField()
+    mlflow_run_id = serializers.CharField()
+    report_uri = serializers.CharField()
+    plots = serializers.JSONField()
+    created_at = serializers.DateTimeField()
+
+
+EvaluationListOut = unpaged(EvaluationOut, "EvaluationListOut")
+
+
+class EvaluateView(ApiView):
+    """Queue an evaluation of a version beside the champion; list its evaluations."""
+
+    @extend_schema(responses=EvaluationListOut)
+    def get(self, request: Request, name: str, version: int) -> Response:
+        model = registry_selectors.model_get(user=request.user, name=name)
+        found = registry_selectors.version_get(model=model, version=version)
+        return Response(EvaluationListOut({"results": selectors.evaluations_of(version=found), "next": None}).data)
+
+    @extend_schema(request=None, responses={201: JobOut})
+    def post(self, request: Request, name: str, version: int) -> Response:
+        model = registry_selectors.model_get(user=request.user, name=name)
+        found = registry_selectors.version_get(model=model, version=version)
+        job = evaluation_submit(actor=request.user, version=found)
+        return Response(
+            JobOut(job_selectors.job_get(user=request.user, pk=job.pk)).data, status=status.HTTP_201_CREATED
+        )

@@ -1,0 +1,1 @@
+"""Governance: promotion policies and their gates, transitions, approvals, rollback, audit, outbox and webhooks."""
