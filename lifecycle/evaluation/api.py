@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers, status
+from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from lifecycle.evaluation import selectors
 from lifecycle.evaluation.services import evaluation_submit
-from lifecycle.jobs import selectors as job_selectors
 from lifecycle.jobs.api.serializers import JobOut, unpaged
+from lifecycle.jobs.api.views import job_created
 from registry import selectors as registry_selectors
 from registry.api.base import ApiView
 
@@ -48,6 +48,4 @@ class EvaluateView(ApiView):
         model = registry_selectors.model_get(user=request.user, name=name)
         found = registry_selectors.version_get(model=model, version=version)
         job = evaluation_submit(actor=request.user, version=found)
-        return Response(
-            JobOut(job_selectors.job_get(user=request.user, pk=job.pk)).data, status=status.HTTP_201_CREATED
-        )
+        return job_created(request, job.pk)

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers, status
+from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from lifecycle.jobs import selectors as job_selectors
 from lifecycle.jobs.api.serializers import JobOut
+from lifecycle.jobs.api.views import job_created
 from lifecycle.training import selectors
 from lifecycle.training.services import model_retrain, retrain_schedule_set, training_submit
 from registry import selectors as registry_selectors
@@ -52,10 +52,6 @@ class RetrainScheduleSetOut(serializers.Serializer):
     last_run_at = serializers.DateTimeField(allow_null=True)
 
 
-def _job_created(request: Request, job_id: int) -> Response:
-    return Response(JobOut(job_selectors.job_get(user=request.user, pk=job_id)).data, status=status.HTTP_201_CREATED)
-
-
 class TrainView(ApiView):
     """Queue the built-in scikit-learn trainer (or a sweep of it) on the model's dataset."""
 
@@ -67,7 +63,7 @@ class TrainView(ApiView):
             data = TrainIn(data=request.data)
             data.is_valid(raise_exception=True)
             job = training_submit(actor=request.user, model=model, **data.validated_data)
-            return _job_created(request, job.pk)
+            return job_created(request, job.pk)
 
         return idempotent(request, create)
 
@@ -83,7 +79,7 @@ class RetrainView(ApiView):
             data = RetrainIn(data=request.data)
             data.is_valid(raise_exception=True)
             job = model_retrain(actor=request.user, model=model, reason=data.validated_data.get("reason", ""))
-            return _job_created(request, job.pk)
+            return job_created(request, job.pk)
 
         return idempotent(request, create)
 

@@ -19,6 +19,11 @@ from registry.api.base import ApiView, idempotent
 from registry.errors import InvalidInput
 
 
+def job_created(request: Request, job_id: int) -> Response:
+    """The 201 answer to a call that submitted a job: the job as its caller sees it."""
+    return Response(JobOut(selectors.job_get(user=request.user, pk=job_id)).data, status=status.HTTP_201_CREATED)
+
+
 class JobListView(ApiView):
     query_params_allowed = frozenset({"state", "model", "kind"})
 
@@ -71,9 +76,7 @@ class JobListView(ApiView):
                 version=version,
                 deadline=fields.get("deadline"),
             )
-            return Response(
-                JobOut(selectors.job_get(user=request.user, pk=job.pk)).data, status=status.HTTP_201_CREATED
-            )
+            return job_created(request, job.pk)
 
         return idempotent(request, create)
 
