@@ -77,6 +77,8 @@ class MetricSource(models.TextChoices):
 class TokenScope(models.TextChoices):
     READ = "read", "Read"
     WRITE = "write", "Write"
+    # Calls the serving gateway (``/serve/…``): predictions, nothing of the API.
+    SERVE = "serve", "Serve predictions"
 
 
 def allowed_transition(from_stage: str, to_stage: str) -> bool:

@@ -17,7 +17,11 @@ class Command(BaseCommand):
         parser.add_argument("--team", required=True)
         parser.add_argument("--role", required=True, choices=Role.values)
         parser.add_argument("--expires-days", type=int, default=None)
-        parser.add_argument("--scopes", default=",".join(TokenScope.values), help="comma-separated: read,write")
+        parser.add_argument(
+            "--scopes",
+            default=f"{TokenScope.READ},{TokenScope.WRITE}",
+            help=f"comma-separated, of {', '.join(TokenScope.values)}",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["expires_days"] is not None and options["expires_days"] < 1:
