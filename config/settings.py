@@ -225,6 +225,7 @@ CELERY_IMPORTS = (
     "lifecycle.jobs.tasks",
     "lifecycle.jobs.worker",
     "lifecycle.training.tasks",
+    "lifecycle.deployments.tasks",
 )
 # Every periodic schedule of the platform, in one place.
 CELERY_BEAT_SCHEDULE = {
@@ -245,6 +246,10 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": timedelta(seconds=env.integer("MODELGATE_REAP_SECONDS", 15, minimum=1)),
     },
     "lifecycle.retrain_due": {"task": "lifecycle.retrain_due", "schedule": crontab()},
+    "lifecycle.reconcile_deployments": {
+        "task": "lifecycle.reconcile_deployments",
+        "schedule": timedelta(seconds=env.integer("MODELGATE_DEPLOYMENT_RECONCILE_SECONDS", 10, minimum=1)),
+    },
     "registry.purge_idempotency_keys": {
         "task": "registry.purge_idempotency_keys",
         "schedule": crontab(minute=17),

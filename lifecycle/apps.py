@@ -3,15 +3,16 @@ from django.apps import AppConfig
 
 class LifecycleConfig(AppConfig):
     """What happens to models: one package per stage (governance, jobs, training,
-    evaluation), wired together here, the one place that sees them all."""
+    evaluation, deployments), wired together here, the one place that sees them all."""
 
     name = "lifecycle"
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
+        from lifecycle.deployments.services import canary_started_at, on_production_changed, replica_outcome_apply
         from lifecycle.evaluation.services import evaluation_needed, evaluation_outcome_apply
         from lifecycle.governance import policies, receivers
-        from lifecycle.governance.signals import evaluation_wanted
+        from lifecycle.governance.signals import canary_start_wanted, evaluation_wanted, production_changed
         from lifecycle.jobs.choices import JobKind
         from lifecycle.jobs.outcomes import job_outcome_handler_register
         from lifecycle.training.services import training_outcome_apply
@@ -22,3 +23,6 @@ class LifecycleConfig(AppConfig):
         evaluation_wanted.connect(evaluation_needed, dispatch_uid="lifecycle.evaluation_wanted")
         job_outcome_handler_register(kinds=(JobKind.TRAIN, JobKind.RETRAIN), handler=training_outcome_apply)
         job_outcome_handler_register(kinds=(JobKind.EVALUATE,), handler=evaluation_outcome_apply)
+        job_outcome_handler_register(kinds=(JobKind.DEPLOY,), handler=replica_outcome_apply)
+        production_changed.connect(on_production_changed, dispatch_uid="lifecycle.deployments.primary")
+        canary_start_wanted.connect(canary_started_at, dispatch_uid="lifecycle.deployments.canary_start")

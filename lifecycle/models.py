@@ -5,6 +5,13 @@ all belong to the ``lifecycle`` app, so its migrations and admin see one app. Co
 imports a model from its stage's package, never from here.
 """
 
+from lifecycle.deployments.models import (  # noqa: F401
+    Deployment,
+    DeploymentRevision,
+    Replica,
+    Route,
+    RouteTablePublication,
+)
 from lifecycle.evaluation.models import Evaluation  # noqa: F401
 from lifecycle.governance.models import (  # noqa: F401
     Approval,

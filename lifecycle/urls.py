@@ -2,6 +2,7 @@
 
 from django.urls import path
 
+from lifecycle.deployments import api as deployments
 from lifecycle.evaluation import api as evaluation
 from lifecycle.governance.api import views
 from lifecycle.jobs.api import views as jobs
@@ -29,6 +30,13 @@ urlpatterns = [
         evaluation.EvaluateView.as_view(),
         name="version-evaluations",
     ),
+    path("models/<str:name>/deployments/", deployments.DeploymentListView.as_view(), name="deployment-list"),
+    path("deployments/<int:pk>/", deployments.DeploymentDetailView.as_view(), name="deployment-detail"),
+    path("deployments/<int:pk>/canary/", deployments.CanaryView.as_view(), name="deployment-canary"),
+    path("deployments/<int:pk>/shadow/", deployments.ShadowView.as_view(), name="deployment-shadow"),
+    path("deployments/<int:pk>/promote-canary/", deployments.PromoteCanaryView.as_view(), name="deployment-promote"),
+    path("deployments/<int:pk>/abort-canary/", deployments.AbortCanaryView.as_view(), name="deployment-abort"),
+    path("deployments/<int:pk>/stop/", deployments.StopView.as_view(), name="deployment-stop"),
     path("jobs/", jobs.JobListView.as_view(), name="job-list"),
     path("jobs/<int:pk>/", jobs.JobDetailView.as_view(), name="job-detail"),
     path("jobs/<int:pk>/cancel/", jobs.JobCancelView.as_view(), name="job-cancel"),

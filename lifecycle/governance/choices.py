@@ -58,4 +58,7 @@ EVENT_TYPES = (
     "transition.rejected",
     "transition.cancelled",
     "model.rolled_back",
+    "deployment.updated",
+    "deployment.ready",
+    "deployment.failed",
 )

@@ -10,6 +10,7 @@ from django.db.models import Q, QuerySet
 from lifecycle.governance import rules
 from lifecycle.governance.choices import Decision
 from lifecycle.governance.models import Approval, AuditRecord, ProductionRecord, Transition, Webhook, WebhookDelivery
+from lifecycle.governance.signals import canary_start_wanted
 from registry.choices import ROLE_RANK, Role, Stage
 from registry.errors import InvalidInput, NotFound
 from registry.models import ModelVersion, RegisteredModel, VersionMetric
@@ -43,6 +44,12 @@ def version_artifacts(version: ModelVersion) -> frozenset[str]:
     return frozenset(present)
 
 
+def _canary_started_at(version: ModelVersion) -> datetime | None:
+    """When the version's canary began taking live traffic, as the deployment stage says."""
+    answers = [started for _, started in canary_start_wanted.send(sender=ModelVersion, version=version) if started]
+    return min(answers) if answers else None
+
+
 def gate_context(*, transition: Transition, now: datetime) -> rules.GateContext:
     """Everything the policy's rules look at for this transition, read now."""
     version = transition.version
@@ -65,6 +72,7 @@ def gate_context(*, transition: Transition, now: datetime) -> rules.GateContext:
         approvals=approvals,
         artifacts=version_artifacts(version),
         dataset_digest=model.dataset.digest if model.dataset_id else None,
+        canary_started_at=_canary_started_at(version),
     )
 
 

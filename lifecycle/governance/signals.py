@@ -6,3 +6,13 @@ from django.dispatch import Signal
 # ``version`` and ``actor`` (the requester). A receiver that starts an evaluation
 # returns its Job; the evaluation stage connects one when the app starts.
 evaluation_wanted = Signal()
+
+# Sent inside the transaction that puts a version into production (a promotion or a
+# rollback), with ``model``, ``version``, ``actor`` and ``reason``: a receiver's writes
+# commit or roll back with the stage change itself.
+production_changed = Signal()
+
+# Sent while the gates of a transition are read, with ``version``: a receiver returns
+# when the version's canary started serving live traffic (or None), which the
+# ``canary_soak`` rule measures.
+canary_start_wanted = Signal()

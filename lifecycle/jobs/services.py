@@ -63,7 +63,7 @@ def pool_quota_set(*, actor: AbstractBaseUser | None, pool: ResourcePool, team: 
 
 def job_submit(
     *,
-    actor: AbstractBaseUser,
+    actor: AbstractBaseUser | None,
     team: Team,
     kind: str,
     spec: Any,
@@ -73,8 +73,10 @@ def job_submit(
     version: ModelVersion | None = None,
     deadline: datetime | None = None,
 ) -> Job:
-    """Queue a job; the scheduler places it on a worker."""
-    require_role(actor, team, Role.DEVELOPER, action="submitting a job")
+    """Queue a job; the scheduler places it on a worker. ``actor`` None is the platform
+    itself (a deployment's reconciliation replacing a replica), which needs no role."""
+    if actor is not None:
+        require_role(actor, team, Role.DEVELOPER, action="submitting a job")
     if kind not in JOB_KINDS:
         raise InvalidInput(
             f"unknown job kind {kind!r}; expected one of {', '.join(JOB_KINDS)}", details={"kind": "unknown"}
@@ -121,17 +123,29 @@ def job_cancel(*, actor: AbstractBaseUser, job: Job) -> Job:
     then SIGKILL after the grace period)."""
     if job.created_by_id != actor.pk:
         require_role(actor, job.team, Role.APPROVER, action="cancelling someone else's job")
+    return _cancel(job_id=job.pk, actor=actor, who=actor.get_username(), reason="")
+
+
+def job_cancel_system(*, job_id: int, reason: str) -> Job | None:
+    """Cancel a job the platform started (a drained replica); nothing when it has ended."""
+    try:
+        return _cancel(job_id=job_id, actor=None, who="the platform", reason=reason)
+    except Conflict:
+        return None
+
+
+def _cancel(*, job_id: int, actor: AbstractBaseUser | None, who: str, reason: str) -> Job:
     with transaction.atomic():
-        locked = Job.objects.select_for_update(of=("self",)).get(pk=job.pk)
+        locked = Job.objects.select_for_update(of=("self",)).get(pk=job_id)
         if locked.state in JOB_FINAL_STATES:
             raise Conflict(f"job {locked.pk} is already {locked.state}", code="stale_state")
         before = locked.state
         if locked.state == JobState.RUNNING:
             locked.cancel_requested = True
-            locked.state_detail = f"cancel requested by {actor.get_username()}"
+            locked.state_detail = f"cancel requested by {who}"
         else:
             locked.state, locked.finished_at = JobState.CANCELLED, timezone.now()
-            locked.state_detail = f"cancelled by {actor.get_username()} before it started"
+            locked.state_detail = f"cancelled by {who} before it started"
         locked.save()
         audit_append(
             actor=actor,
@@ -141,6 +155,7 @@ def job_cancel(*, actor: AbstractBaseUser, job: Job) -> Job:
             model_name=locked.model.name if locked.model_id else "",
             before={"state": before},
             after={"state": locked.state, "cancel_requested": locked.cancel_requested},
+            reason=reason,
         )
     return locked
 

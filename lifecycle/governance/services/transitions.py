@@ -26,7 +26,7 @@ from lifecycle.governance.choices import (
 from lifecycle.governance.models import Approval, ProductionRecord, Transition
 from lifecycle.governance.services.audit import audit_append
 from lifecycle.governance.services.outbox import event_publish, mlflow_alias_enqueue
-from lifecycle.governance.signals import evaluation_wanted
+from lifecycle.governance.signals import evaluation_wanted, production_changed
 from registry.choices import STAGE_ALIASES, Role, Stage, allowed_transition
 from registry.errors import Conflict, Forbidden, InvalidInput
 from registry.models import ModelVersion, RegisteredModel
@@ -120,6 +120,8 @@ def stage_apply(
             alias_point(model=model, name=alias, version=successor)
             mlflow_alias_enqueue(model=model, alias=alias)
     _stage_audit(version=locked, before=before, actor=actor, reason=reason, via=via)
+    if to == Stage.PRODUCTION:
+        production_changed.send(sender=ModelVersion, model=model, version=locked, actor=actor, reason=reason)
     return locked
 
 

@@ -1,0 +1,190 @@
+"""REST API v1 of the deployment stage: deployments, their routes, replicas and revisions,
+and the route changes (canary, shadow, promote, abort, stop)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from lifecycle.deployments import selectors, services
+from lifecycle.deployments.choices import DeploymentTarget
+from lifecycle.deployments.models import Deployment
+from lifecycle.governance.api.serializers import TransitionOut
+from registry import selectors as registry_selectors
+from registry.api.base import ApiView, idempotent
+from registry.api.serializers import StrictSerializer
+
+
+class DeploymentCreateIn(StrictSerializer):
+    name = serializers.SlugField(required=False, default="production", max_length=64)
+    target = serializers.ChoiceField(choices=DeploymentTarget.choices, required=False, default=DeploymentTarget.LOCAL)
+    pool = serializers.CharField(required=False, allow_null=True, max_length=64)
+    version = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    alias = serializers.CharField(required=False, allow_null=True, max_length=64)
+    replicas = serializers.IntegerField(required=False, default=1, min_value=1, max_value=services.MAX_REPLICAS)
+    resources = serializers.DictField(required=False)
+    cache = serializers.BooleanField(required=False, default=False)
+
+
+class CanaryIn(StrictSerializer):
+    version = serializers.IntegerField(min_value=1)
+    weight = serializers.FloatField(min_value=0.0, max_value=1.0)
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+
+
+class ShadowIn(StrictSerializer):
+    version = serializers.IntegerField(min_value=1)
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)
+
+
+class ReasonIn(StrictSerializer):
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+
+
+class RouteOut(serializers.Serializer):
+    version = serializers.IntegerField(source="version.version")
+    mode = serializers.CharField()
+    weight = serializers.FloatField()
+    started_at = serializers.DateTimeField()
+
+
+class ReplicaOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    version = serializers.IntegerField(source="version.version")
+    state = serializers.CharField()
+    state_detail = serializers.CharField()
+    url = serializers.CharField()
+    host = serializers.CharField()
+    job = serializers.IntegerField(source="job_id", allow_null=True)
+    restarts = serializers.IntegerField()
+    last_heartbeat = serializers.DateTimeField(allow_null=True)
+    ready_at = serializers.DateTimeField(allow_null=True)
+
+
+class RevisionOut(serializers.Serializer):
+    number = serializers.IntegerField()
+    action = serializers.CharField()
+    actor = serializers.CharField(source="actor.username", default=None, allow_null=True)
+    reason = serializers.CharField()
+    before = serializers.JSONField()
+    after = serializers.JSONField()
+    created_at = serializers.DateTimeField()
+
+
+class DeploymentOut(serializers.Serializer):
+    id = serializers.IntegerField()
+    model = serializers.CharField(source="model.name")
+    name = serializers.CharField()
+    target = serializers.CharField()
+    pool = serializers.CharField()
+    state = serializers.CharField()
+    state_detail = serializers.CharField()
+    follows_production = serializers.BooleanField()
+    default = serializers.BooleanField(source="is_default")
+    cache = serializers.BooleanField()
+    replica_count = serializers.IntegerField(source="replicas")
+    revision = serializers.IntegerField()
+    routes = RouteOut(many=True)
+    replicas = ReplicaOut(source="replica_set", many=True)
+    created_by = serializers.CharField(source="created_by.username", default=None, allow_null=True)
+    created_at = serializers.DateTimeField()
+    updated_at = serializers.DateTimeField()
+    stopped_at = serializers.DateTimeField(allow_null=True)
+
+
+class DeploymentDetailOut(DeploymentOut):
+    revisions = serializers.SerializerMethodField()
+
+    def get_revisions(self, deployment: Deployment) -> list[dict[str, Any]]:
+        return RevisionOut(selectors.deployment_revisions(deployment=deployment)[:100], many=True).data
+
+
+def _detail(request: Request, pk: int, code: int = status.HTTP_200_OK) -> Response:
+    return Response(DeploymentDetailOut(selectors.deployment_get(user=request.user, pk=pk)).data, status=code)
+
+
+class DeploymentListView(ApiView):
+    def cursor_ordering(self, request: Request) -> tuple[str, ...]:
+        return ("-id",)
+
+    @extend_schema(responses=DeploymentOut(many=True))
+    def get(self, request: Request, name: str) -> Response:
+        model = registry_selectors.model_get(user=request.user, name=name)
+        qs = selectors.deployment_list(user=request.user, model=model)
+        return self.paginate(request, qs, lambda page: DeploymentOut(page, many=True).data)
+
+    @extend_schema(request=DeploymentCreateIn, responses={201: DeploymentDetailOut})
+    def post(self, request: Request, name: str) -> Response:
+        model = registry_selectors.model_get(user=request.user, name=name)
+
+        def create(_: str | None) -> Response:
+            data = DeploymentCreateIn(data=request.data)
+            data.is_valid(raise_exception=True)
+            deployment = services.deployment_create(actor=request.user, model=model, **data.validated_data)
+            return _detail(request, deployment.pk, status.HTTP_201_CREATED)
+
+        return idempotent(request, create)
+
+
+class DeploymentDetailView(ApiView):
+    @extend_schema(responses=DeploymentDetailOut)
+    def get(self, request: Request, pk: int) -> Response:
+        return _detail(request, pk)
+
+
+class CanaryView(ApiView):
+    """Start a canary of a version at a weight, or change the weight of the running one."""
+
+    @extend_schema(request=CanaryIn, responses=DeploymentDetailOut)
+    def post(self, request: Request, pk: int) -> Response:
+        data = CanaryIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        deployment = selectors.deployment_get(user=request.user, pk=pk)
+        services.canary_set(actor=request.user, deployment=deployment, **data.validated_data)
+        return _detail(request, pk)
+
+
+class ShadowView(ApiView):
+    @extend_schema(request=ShadowIn, responses=DeploymentDetailOut)
+    def post(self, request: Request, pk: int) -> Response:
+        data = ShadowIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        deployment = selectors.deployment_get(user=request.user, pk=pk)
+        services.shadow_set(actor=request.user, deployment=deployment, **data.validated_data)
+        return _detail(request, pk)
+
+
+class PromoteCanaryView(ApiView):
+    """Request production for the canary's version: the transition with its gates."""
+
+    @extend_schema(request=ReasonIn, responses=TransitionOut)
+    def post(self, request: Request, pk: int) -> Response:
+        data = ReasonIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        deployment = selectors.deployment_get(user=request.user, pk=pk)
+        transition = services.canary_promote(actor=request.user, deployment=deployment, **data.validated_data)
+        return Response(TransitionOut(transition).data)
+
+
+class AbortCanaryView(ApiView):
+    @extend_schema(request=ReasonIn, responses=DeploymentDetailOut)
+    def post(self, request: Request, pk: int) -> Response:
+        data = ReasonIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        deployment = selectors.deployment_get(user=request.user, pk=pk)
+        services.canary_abort(actor=request.user, deployment=deployment, **data.validated_data)
+        return _detail(request, pk)
+
+
+class StopView(ApiView):
+    @extend_schema(request=ReasonIn, responses=DeploymentDetailOut)
+    def post(self, request: Request, pk: int) -> Response:
+        data = ReasonIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        deployment = selectors.deployment_get(user=request.user, pk=pk)
+        services.deployment_stop(actor=request.user, deployment=deployment, **data.validated_data)
+        return _detail(request, pk)
