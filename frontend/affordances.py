@@ -8,9 +8,12 @@ request is refused whatever the page showed. The roles come from
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 
+from lifecycle.deployments.choices import DeploymentState, RouteMode
+from lifecycle.deployments.models import Deployment
 from lifecycle.governance.choices import OPEN_TRANSITION_STATUSES, TransitionStatus
 from lifecycle.governance.models import Transition
 from lifecycle.jobs.choices import JOB_FINAL_STATES
@@ -67,3 +70,43 @@ def can_cancel_job(user: User, job: Job) -> bool:
     if job.state in JOB_FINAL_STATES:
         return False
     return job.created_by_id == user.pk or has_role(user, job.team_id, Role.APPROVER)
+
+
+@dataclass(frozen=True)
+class DeploymentActions:
+    """The forms a deployment's card offers: ``canary`` covers starting one, changing
+    its weight, promoting and aborting it (``canary_set``, ``canary_promote``,
+    ``canary_abort``: approvers); ``shadow`` adding a shadow (``shadow_set``:
+    developers); ``stop`` stopping the deployment (``deployment_stop``: approvers)."""
+
+    canary: bool = False
+    shadow: bool = False
+    stop: bool = False
+
+    @property
+    def any(self) -> bool:
+        return self.canary or self.shadow or self.stop
+
+
+def deployment_actions(user: User, deployment: Deployment) -> DeploymentActions:
+    """What the user may change on the deployment; nothing once it is stopped (every
+    service refuses a stopped deployment)."""
+    if deployment.state == DeploymentState.STOPPED:
+        return DeploymentActions()
+    team = deployment.model.team_id
+    approver = has_role(user, team, Role.APPROVER)
+    return DeploymentActions(canary=approver, shadow=has_role(user, team, Role.DEVELOPER), stop=approver)
+
+
+def canary_versions(deployment: Deployment, deployable: Iterable[ModelVersion]) -> list[int]:
+    """Versions a canary may be started with: deployable and not the primary
+    (``canary_set`` takes a shadowed version off its shadow route)."""
+    primary = {route.version_id for route in deployment.routes.all() if route.mode == RouteMode.PRIMARY}
+    return [version.version for version in deployable if version.pk not in primary]
+
+
+def shadow_versions(deployment: Deployment, deployable: Iterable[ModelVersion]) -> list[int]:
+    """Versions a shadow may mirror: deployable and without a route in the deployment
+    (a new shadow replaces the current one)."""
+    routed = {route.version_id for route in deployment.routes.all()}
+    return [version.version for version in deployable if version.pk not in routed]

@@ -32,6 +32,27 @@ class TransitionRequestForm(forms.Form):
     reason = forms.CharField(required=False, max_length=_TEXT, widget=forms.Textarea(attrs={"rows": 2}))
 
 
+class CanaryForm(forms.Form):
+    """Start a canary or change its weight: the weight is a percentage of live traffic
+    here (``canary_set`` takes a share, between 0 and 1 exclusive)."""
+
+    version = forms.IntegerField(min_value=1)
+    weight = forms.FloatField(min_value=0.0, max_value=100.0)
+    reason = forms.CharField(required=False, max_length=2000)
+
+
+class ShadowForm(forms.Form):
+    version = forms.IntegerField(min_value=1)
+    reason = forms.CharField(required=False, max_length=2000)
+
+
+class DeploymentReasonForm(forms.Form):
+    """Promote or abort a canary, or stop a deployment; the services say when the
+    reason is required (abort and stop)."""
+
+    reason = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
+
+
 def form_data(form_class: type[forms.Form], data: Any) -> dict[str, Any]:
     """The cleaned data, or ``InvalidInput`` naming each bad field (shown as a 400 page)."""
     form = form_class(data)

@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from frontend import job_views, views
+from frontend import deployment_views, job_views, views
 
 app_name = "frontend"
 
@@ -29,6 +29,12 @@ urlpatterns = [
         views.evaluation_plot,
         name="evaluation-plot",
     ),
+    path("deployments/<int:pk>/", deployment_views.deployment_detail, name="deployment-detail"),
+    path("deployments/<int:pk>/canary/", deployment_views.deployment_canary, name="deployment-canary"),
+    path("deployments/<int:pk>/shadow/", deployment_views.deployment_shadow, name="deployment-shadow"),
+    path("deployments/<int:pk>/promote-canary/", deployment_views.deployment_promote, name="deployment-promote"),
+    path("deployments/<int:pk>/abort-canary/", deployment_views.deployment_abort, name="deployment-abort"),
+    path("deployments/<int:pk>/stop/", deployment_views.deployment_stop, name="deployment-stop"),
     path("transitions/<int:pk>/approve/", views.transition_approve, name="transition-approve"),
     path("transitions/<int:pk>/reject/", views.transition_reject, name="transition-reject"),
     path("transitions/<int:pk>/cancel/", views.transition_cancel, name="transition-cancel"),

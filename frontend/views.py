@@ -31,9 +31,11 @@ from frontend.affordances import (
     transitions_with_actions,
 )
 from frontend.comparison import metric_comparison
+from frontend.deployment_cards import deployment_cards
 from frontend.evaluation_report import evaluation_report
 from frontend.forms import DecisionForm, RollbackForm, TransitionRequestForm, form_data
 from frontend.signatures import signature_tables
+from lifecycle.deployments import selectors as deployment_selectors
 from lifecycle.governance import selectors as lifecycle_selectors
 from lifecycle.governance.choices import TransitionStatus
 from lifecycle.governance.models import Transition
@@ -46,6 +48,9 @@ from registry.errors import DomainError, NotFound
 from registry.models import ModelVersion
 
 PAGE_SIZE = 25
+# The model page shows each deployment whole; its own page has the full history.
+DEPLOYMENTS_PER_PAGE = 10
+REVISIONS_ON_MODEL_PAGE = 3
 _STAGE_LABELS = dict(Stage.choices)
 _OUTCOME_LEVELS = {
     TransitionStatus.APPLIED: messages.SUCCESS,
@@ -206,6 +211,12 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
     timeline = paginate(request, ui_selectors.model_transitions(user=request.user, model=model), param="timeline_page")
     history = paginate(request, lifecycle_selectors.production_history(model=model), param="history_page")
     may_roll_back = can_roll_back(request.user, model.team)
+    deployments = paginate(
+        request,
+        deployment_selectors.deployment_list(user=request.user, model=model),
+        param="deployments_page",
+        per_page=DEPLOYMENTS_PER_PAGE,
+    )
     return render(
         request,
         "frontend/model_detail.html",
@@ -220,6 +231,8 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
             "history": history,
             "can_roll_back": may_roll_back,
             "rollback_targets": ui_selectors.rollback_targets(model=model) if may_roll_back else [],
+            "deployments": deployments,
+            "deployment_cards": deployment_cards(request.user, model, deployments, revisions=REVISIONS_ON_MODEL_PAGE),
             "mlflow_ui": settings.MLFLOW_UI_URL,
         },
     )

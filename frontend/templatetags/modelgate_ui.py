@@ -180,6 +180,33 @@ def percent(value: float | None) -> str:
     return f"{math.floor(max(value, 0.0) * 100 + 1e-9)}%"
 
 
+@register.filter
+def weight_percent(value: float | None) -> str:
+    """A route's share of live traffic as a percentage, to a tenth where it is not
+    whole: ``0.8`` → ``80%``, ``0.125`` → ``12.5%``."""
+    if value is None or not math.isfinite(value):
+        return "—"
+    text = f"{value * 100:.1f}".removesuffix(".0")
+    return f"{text}%"
+
+
+@register.filter
+def route_snapshot(snapshot: Any) -> str:
+    """A deployment's routes as a revision records them, in words:
+    ``v1 primary 80% · v2 canary 20% · v3 shadow``; "—" before the first."""
+    if not isinstance(snapshot, dict):
+        return "—"
+    order = {"primary": 0, "canary": 1, "shadow": 2}
+    routes = sorted(snapshot.get("routes") or [], key=lambda route: order.get(route.get("mode"), 3))
+    parts = []
+    for route in routes:
+        text = f"v{route.get('version')} {route.get('mode')}"
+        if route.get("mode") != "shadow":
+            text += f" {weight_percent(route.get('weight'))}"
+        parts.append(text)
+    return " · ".join(parts) or "no routes"
+
+
 @register.simple_tag(takes_context=True)
 def page_url(context: template.Context, param: str, number: int) -> str:
     """The current URL's query string with one page parameter changed."""

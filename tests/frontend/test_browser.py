@@ -10,6 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from lifecycle.deployments import services as deployment_services
+from lifecycle.deployments.choices import ReplicaState
+from lifecycle.deployments.models import Replica
 from lifecycle.governance.services.transitions import transition_approve
 from lifecycle.jobs.choices import JobState
 from lifecycle.jobs.models import Job
@@ -322,3 +325,69 @@ def test_version_page_shows_the_evaluation_with_its_plots(
         "() => [...document.querySelectorAll('.plots img')].every(img => img.complete && img.naturalWidth > 0)"
     )
     page.screenshot(path=str(screenshots / "version-evaluation.png"), full_page=True)
+
+
+# --- deployments ---------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("quiet_scheduler")
+def test_approver_starts_a_canary_at_20_percent_then_aborts_it_from_the_model_page(
+    page, live_server, live_story: Story, owner: Actor, approver: Actor, screenshots: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    deployment = deployment_services.deployment_create(actor=owner.user, model=live_story.model, replicas=2)
+    for replica in Replica.objects.filter(deployment=deployment, state=ReplicaState.STARTING):
+        deployment_services.replica_ready(
+            replica_id=replica.pk, url=f"http://10.0.0.7:{5500 + replica.pk}", host="gpu-1"
+        )
+    log_in(page, live_server.url, approver)
+    page.goto(f"{live_server.url}/models/fraud-detector/")
+    card = page.locator(f"#deployment-{deployment.pk}")
+    primary = card.locator('tr[data-route-mode="primary"] [data-weight]')
+    canary = card.locator('tr[data-route-mode="canary"] [data-weight]')
+    expect(card.locator(".deployment-state")).to_contain_text("ready")
+    expect(primary).to_have_text("100%")
+    expect(card.locator("table.replicas tbody tr")).to_have_count(2)
+
+    start = card.locator("form.canary-start")
+    start.get_by_label("Canary version").select_option("2")
+    start.get_by_label("Weight (%)").fill("20")
+    start.get_by_label("Reason (optional)").fill("first look at v2 on live traffic")
+    start.get_by_role("button", name="Start canary").click()
+
+    expect(page.locator(".message-success")).to_contain_text(
+        "Started a canary of v2 on fraud-detector/production: v1 primary 80% · v2 canary 20%."
+    )
+    expect(primary).to_have_text("80%")
+    expect(canary).to_have_text("20%")
+    expect(card.locator("table.revisions tbody tr").first).to_contain_text("canary_start")
+    # The canary's own replicas are starting: placed as jobs, no heartbeat yet.
+    expect(card.locator("table.replicas tbody tr")).to_have_count(4)
+    page.screenshot(path=str(screenshots / "deployment-canary.png"), full_page=True)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.screenshot(path=str(screenshots / "deployment-canary-narrow.png"), full_page=True)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.set_viewport_size({"width": 1280, "height": 900})
+
+    abort = card.locator("form.canary-abort")
+    abort.get_by_label("Why abort (required)").fill("p99 latency doubled on v2")
+    abort.get_by_role("button", name="Abort canary").click()
+
+    expect(page.locator(".message-success")).to_contain_text(
+        "Aborted the canary of fraud-detector/production: v1 primary 100%."
+    )
+    expect(primary).to_have_text("100%")
+    expect(card.locator('tr[data-route-mode="canary"]')).to_have_count(0)
+    latest = card.locator("table.revisions tbody tr").first
+    expect(latest).to_contain_text("canary_abort")
+    expect(latest).to_contain_text("p99 latency doubled on v2")
+    expect(latest).to_contain_text("v1 primary 80% · v2 canary 20%")
+    page.screenshot(path=str(screenshots / "deployment-aborted.png"), full_page=True)
+
+    card.get_by_role("link", name="production").click()
+    expect(page.get_by_role("heading", name="fraud-detector / production")).to_be_visible()
+    expect(page.locator("#revisions-title + p + .table-wrap tbody tr")).to_have_count(3)
+    page.screenshot(path=str(screenshots / "deployment-page.png"), full_page=True)
+    routes = [(r.version.version, r.mode, r.weight) for r in deployment.routes.select_related("version")]
+    assert routes == [(1, "primary", 1.0)]
