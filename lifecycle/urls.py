@@ -37,6 +37,7 @@ urlpatterns = [
     path("deployments/<int:pk>/promote-canary/", deployments.PromoteCanaryView.as_view(), name="deployment-promote"),
     path("deployments/<int:pk>/abort-canary/", deployments.AbortCanaryView.as_view(), name="deployment-abort"),
     path("deployments/<int:pk>/stop/", deployments.StopView.as_view(), name="deployment-stop"),
+    path("deployments/<int:pk>/manifests/", deployments.ManifestsView.as_view(), name="deployment-manifests"),
     path("jobs/", jobs.JobListView.as_view(), name="job-list"),
     path("jobs/<int:pk>/", jobs.JobDetailView.as_view(), name="job-detail"),
     path("jobs/<int:pk>/cancel/", jobs.JobCancelView.as_view(), name="job-cancel"),

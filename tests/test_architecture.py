@@ -51,6 +51,7 @@ PURE_CORES = (
     "lifecycle.jobs.spec",
     "lifecycle.jobs.runner",
     "lifecycle.jobs.inventory",
+    "lifecycle.deployments.kubernetes",
     "lifecycle.evaluation.metrics",
     "lifecycle.metric_direction",
     "registry.quickack",

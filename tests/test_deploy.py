@@ -30,6 +30,7 @@ REPO = Path(__file__).resolve().parent.parent
 DEPLOY = REPO / "deploy"
 COMPOSE_FILE = DEPLOY / "docker-compose.yml"
 DOCKERFILE = DEPLOY / "Dockerfile"
+SERVING_DOCKERFILE = DEPLOY / "Dockerfile.serving"
 ENV_EXAMPLE = DEPLOY / ".env.example"
 K8S = DEPLOY / "k8s"
 CI_WORKFLOW = DEPLOY / "ci" / "modelgate-promote.yml"
@@ -190,11 +191,11 @@ def env_example() -> dict[str, str]:
 
 
 @cache
-def dockerfile_instructions() -> list[tuple[str, str]]:
+def dockerfile_instructions(path: Path = DOCKERFILE) -> list[tuple[str, str]]:
     """``(INSTRUCTION, arguments)`` pairs, continuation lines joined, comments dropped."""
     instructions: list[tuple[str, str]] = []
     pending = ""
-    for line in DOCKERFILE.read_text().splitlines():
+    for line in path.read_text().splitlines():
         stripped = line.strip()
         if not stripped or stripped.startswith("#"):
             continue
@@ -815,3 +816,194 @@ def test_the_deploy_guide_documents_every_variable_and_service_the_deployment_fi
     assert not undocumented, f"docs/deploy.md does not explain {undocumented}"
     missing_services = sorted(name for name in services() if f"`{name}`" not in guide)
     assert not missing_services, f"docs/deploy.md does not describe {missing_services}"
+
+
+# --- the serving image: one model version on MLflow's scoring server -------------------------
+
+
+def serving_dockerfile(keyword: str) -> list[str]:
+    return [arguments for name, arguments in dockerfile_instructions(SERVING_DOCKERFILE) if name == keyword]
+
+
+def serving_args() -> dict[str, str]:
+    return dict(arguments.partition("=")[::2] for arguments in serving_dockerfile("ARG"))
+
+
+def serving_env() -> dict[str, str]:
+    values: dict[str, str] = {}
+    for arguments in serving_dockerfile("ENV"):
+        for pair in shlex.split(arguments):
+            name, _, value = pair.partition("=")
+            values[name] = value
+    return values
+
+
+def serving_command() -> list[str]:
+    (cmd,) = serving_dockerfile("CMD")
+    return json.loads(cmd)
+
+
+def serving_healthcheck() -> list[str]:
+    (check,) = serving_dockerfile("HEALTHCHECK")
+    return json.loads(check.split(" CMD ", 1)[1])
+
+
+def requirement_pin(name: str) -> str:
+    for line in (REPO / "requirements.txt").read_text().splitlines():
+        match = re.fullmatch(rf"{re.escape(name)}(\[[^]]*\])?==(?P<version>\S+)", line.strip())
+        if match:
+            return match["version"]
+    raise AssertionError(f"requirements.txt does not pin {name}")
+
+
+def test_the_serving_image_starts_from_a_pinned_python_of_the_modelgate_images_minor_version() -> None:
+    (base,) = serving_dockerfile("FROM")
+    pinned = re.fullmatch(r"python:(?P<minor>3\.\d+)\.\d+-slim-[a-z]+(@sha256:[0-9a-f]{64})?", base)
+    assert pinned, f"{base} names no patch release and Debian release"
+    (modelgate_base,) = dockerfile("FROM")
+    assert modelgate_base.startswith(f"python:{pinned['minor']}-"), "the model runs on the Python it was trained on"
+
+
+def test_the_serving_image_pins_the_mlflow_version_modelgate_runs() -> None:
+    assert serving_args()["MLFLOW_VERSION"] == requirement_pin("mlflow")
+    installs = [run for run in serving_dockerfile("RUN") if "pip install" in run]
+    assert any(re.search(r'pip install "?mlflow==\$\{MLFLOW_VERSION\}"?', run) for run in installs)
+    # The model's own requirements may not move MLflow: they are installed under a constraint.
+    (model_install,) = [run for run in installs if "requirements.txt" in run]
+    assert "mlflow==${MLFLOW_VERSION}" in model_install
+    assert re.search(r"pip install -c (\S+) -r \S+/requirements\.txt", model_install)
+
+
+def test_the_serving_image_bakes_in_the_model_directory_and_refuses_one_without_mlmodel() -> None:
+    from mlflow.pyfunc import scoring_server
+
+    assert "MODEL_DIR" in serving_args()
+    (copy,) = serving_dockerfile("COPY")
+    source, destination = shlex.split(copy)
+    assert source == "${MODEL_DIR}"
+    # The variable MLflow's scoring app loads its model from (`mlflow models serve` sets it).
+    assert serving_env()[scoring_server._SERVER_MODEL_PATH] == destination
+    instructions = dockerfile_instructions(SERVING_DOCKERFILE)
+    copied = instructions.index(("COPY", copy))
+    (check,) = [(i, run) for i, (name, run) in enumerate(instructions) if name == "RUN" and "MLmodel" in run]
+    assert check[0] > copied and f"test -f {destination}/MLmodel" in check[1]
+
+
+def test_the_serving_image_runs_as_the_unprivileged_user_the_manifests_ask_for() -> None:
+    from lifecycle.deployments.kubernetes import SERVING_UID
+
+    uid, _, gid = serving_dockerfile("USER")[-1].partition(":")
+    # Numeric, so that the kubelet can check runAsNonRoot against the image.
+    assert uid.isdigit() and gid.isdigit() and int(uid) == SERVING_UID != 0
+    assert any(f"--uid {uid}" in run for run in serving_dockerfile("RUN"))
+    instructions = dockerfile_instructions(SERVING_DOCKERFILE)
+    last_user = max(i for i, (name, _) in enumerate(instructions) if name == "USER")
+    last_run = max(i for i, (name, _) in enumerate(instructions) if name == "RUN")
+    assert last_run < last_user, "nothing runs as root after the switch to the serving user"
+
+
+def test_the_serving_image_runs_the_scoring_server_the_replicas_run_on_port_8080() -> None:
+    import importlib.util
+
+    from mlflow.pyfunc import scoring_server
+
+    from lifecycle.deployments import kubernetes
+
+    words = serving_command()
+    # What `mlflow models serve --env-manager local` (a replica's program) execs.
+    replica_words = shlex.split(scoring_server.get_cmd("/opt/model", port=5000, host="127.0.0.1", nworkers=1)[0])
+    assert words[0] == replica_words[0] == "uvicorn"
+    assert words[-1] == replica_words[-1] == "mlflow.pyfunc.scoring_server.app:app"
+    assert importlib.util.find_spec(words[-1].split(":")[0]) is not None
+    assert words[words.index("--host") + 1] == "0.0.0.0"
+    assert int(words[words.index("--port") + 1]) == kubernetes.SERVING_PORT == 8080
+    assert serving_dockerfile("EXPOSE") == ["8080"]
+    health = urlsplit(_health_url(serving_healthcheck()))
+    assert (health.path, health.port) == (kubernetes.HEALTH_PATH, 8080) == ("/ping", 8080)
+
+
+def test_the_serving_image_reaches_no_network_at_run_time() -> None:
+    from mlflow.environment_variables import MLFLOW_DISABLE_TELEMETRY
+
+    env = serving_env()
+    assert env[MLFLOW_DISABLE_TELEMETRY.name] == "true" and env["DO_NOT_TRACK"] == "true"
+    assert env["PIP_NO_INDEX"] == "1", "nothing is installed once the image is built"
+    for url in re.findall(r"https?://[^'\" ]+", " ".join(serving_command() + serving_healthcheck())):
+        assert urlsplit(url).hostname in {"127.0.0.1", "localhost"}, url
+
+
+@pytest.fixture(scope="module")
+def baked_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """What the image's build context holds: an MLflow model directory."""
+    import mlflow.sklearn
+    import numpy as np
+    from sklearn.linear_model import LogisticRegression
+
+    features = np.array([[0.0, 0.0], [0.0, 1.0], [1.0, 0.0], [1.0, 1.0]] * 5)
+    labels = np.array([0, 1, 1, 1] * 5)
+    path = tmp_path_factory.mktemp("serving-image") / "model"
+    mlflow.sklearn.save_model(LogisticRegression().fit(features, labels), path)
+    return path
+
+
+def test_the_serving_images_command_serves_the_baked_in_model_and_passes_its_health_check(
+    baked_model: Path, tmp_path: Path
+) -> None:
+    """The image's CMD, ENV and HEALTHCHECK, run here as they would run in the container
+    (with the model's path and a free port substituted)."""
+    import signal
+    import socket
+    import time
+    import urllib.request
+
+    from mlflow.pyfunc import scoring_server
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {
+        "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
+        "LANG": "C.UTF-8",
+        **serving_env(),
+        "HOME": str(tmp_path),
+        scoring_server._SERVER_MODEL_PATH: str(baked_model),
+    }
+    command = [str(port) if word == "8080" else word for word in serving_command()]
+    log = tmp_path / "scoring-server.log"
+    process = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=log.open("w"), stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            assert process.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline, f"/ping did not answer: {log.read_text()[-3000:]}"
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/ping", timeout=2) as answer:
+                    if answer.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.3)
+        check = [word.replace(":8080/", f":{port}/") for word in serving_healthcheck()]
+        assert subprocess.run(check, env=env, timeout=30).returncode == 0
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/invocations",
+            data=json.dumps({"inputs": [[0.0, 0.0], [1.0, 1.0]]}).encode(),
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as answer:
+            assert json.loads(answer.read())["predictions"] == [0, 1]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            returncode = process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
+    # uvicorn shuts down gracefully, then re-raises the signal it caught.
+    assert returncode in (0, -signal.SIGTERM), log.read_text()[-2000:]
+    assert "Application shutdown complete" in log.read_text()
+
+
+def test_the_deployments_guide_shows_how_to_build_and_run_the_serving_image() -> None:
+    guide = (REPO / "docs" / "deployments.md").read_text()
+    assert "docker build -f deploy/Dockerfile.serving" in guide
+    assert "--build-arg MODEL_DIR=" in guide

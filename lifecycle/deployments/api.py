@@ -5,18 +5,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
+from rest_framework.negotiation import DefaultContentNegotiation
+from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from lifecycle.deployments import selectors, services
-from lifecycle.deployments.choices import DeploymentTarget
+from lifecycle.deployments import kubernetes, selectors, services
+from lifecycle.deployments.choices import DeploymentState, DeploymentTarget
 from lifecycle.deployments.models import Deployment
 from lifecycle.governance.api.serializers import TransitionOut
 from registry import selectors as registry_selectors
 from registry.api.base import ApiView, idempotent
 from registry.api.serializers import StrictSerializer
+from registry.errors import Conflict, InvalidInput
 
 
 class DeploymentCreateIn(StrictSerializer):
@@ -188,3 +192,134 @@ class StopView(ApiView):
         deployment = selectors.deployment_get(user=request.user, pk=pk)
         services.deployment_stop(actor=request.user, deployment=deployment, **data.validated_data)
         return _detail(request, pk)
+
+
+# --- manifests for a cluster -----------------------------------------------------------------
+
+
+class ManifestsQuery(StrictSerializer):
+    flavor = serializers.ChoiceField(choices=kubernetes.FLAVORS, required=False, default="kserve")
+    namespace = serializers.CharField(required=False, default=kubernetes.DEFAULT_NAMESPACE, max_length=63)
+    image = serializers.CharField(required=False, default=kubernetes.DEFAULT_IMAGE, max_length=255)
+    format = serializers.ChoiceField(choices=("yaml", "json"), required=False, default="yaml")
+
+
+class ManifestsOut(serializers.Serializer):
+    deployment = serializers.IntegerField()
+    model = serializers.CharField()
+    name = serializers.CharField()
+    revision = serializers.IntegerField()
+    flavor = serializers.CharField()
+    namespace = serializers.CharField()
+    notes = serializers.ListField(child=serializers.CharField())
+    manifests = serializers.ListField(child=serializers.DictField())
+
+
+class ManifestsYAMLRenderer(BaseRenderer):
+    """The manifests as one multi-document YAML stream, the notes as comments above it."""
+
+    media_type = "text/yaml"
+    format = "yaml"
+    charset = "utf-8"
+
+    def render(self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None) -> bytes:
+        header = [
+            f"{data['model']} / {data['name']} (deployment {data['deployment']}, revision {data['revision']}),"
+            f" flavor {data['flavor']}, namespace {data['namespace']}",
+            *data["notes"],
+        ]
+        return kubernetes.manifests_yaml(data["manifests"], header=header).encode()
+
+
+class _ManifestsNegotiation(DefaultContentNegotiation):
+    """An unknown ``?format=`` renders nothing: the view refuses it with a 400 naming the
+    parameter, once the caller is authenticated (DRF would answer 404 before that)."""
+
+    def select_renderer(self, request: Request, renderers: list[Any], format_suffix: str | None = None) -> Any:
+        if request.query_params.get("format") not in (None, "yaml", "json"):
+            return renderers[0], renderers[0].media_type
+        return super().select_renderer(request, renderers, format_suffix)
+
+
+def _manifests_description(deployment: Deployment, *, namespace: str, image: str) -> kubernetes.DeploymentDescription:
+    return kubernetes.DeploymentDescription(
+        model=deployment.model.name,
+        name=deployment.name,
+        namespace=namespace,
+        id=deployment.pk,
+        revision=deployment.revision,
+        replicas=deployment.replicas,
+        resources=deployment.resources or {},
+        default=deployment.is_default,
+        cache=deployment.cache,
+        image=image,
+        routes=tuple(
+            kubernetes.RouteDescription(
+                version=route.version.version,
+                mode=route.mode,
+                weight=route.weight,
+                storage_uri=route.version.artifact_uri,
+                signature=route.version.signature,
+                digest=route.version.digest,
+            )
+            for route in deployment.routes.all()
+        ),
+    )
+
+
+class ManifestsView(ApiView):
+    """The deployment's routes as Kubernetes manifests: a KServe InferenceService
+    (``flavor=kserve``) or Deployments, Services and the gateway's route table
+    (``flavor=plain``). YAML for ``kubectl apply -f -``, or JSON with ``?format=json``."""
+
+    query_params_allowed = frozenset({"flavor", "namespace", "image", "format"})
+    renderer_classes = [ManifestsYAMLRenderer, JSONRenderer]
+    content_negotiation_class = _ManifestsNegotiation
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("flavor", str, enum=list(kubernetes.FLAVORS)),
+            OpenApiParameter("namespace", str),
+            OpenApiParameter("image", str, description="serving image of the plain flavor; {model} and {version}"),
+            OpenApiParameter("format", str, enum=["yaml", "json"]),
+        ],
+        responses={(200, "text/yaml"): OpenApiTypes.STR, (200, "application/json"): ManifestsOut},
+    )
+    def get(self, request: Request, pk: int) -> Response:
+        query = ManifestsQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        deployment = selectors.deployment_get(user=request.user, pk=pk)
+        if deployment.state == DeploymentState.STOPPED:
+            raise Conflict(f"deployment {deployment} is stopped; there is nothing to render", code="stopped")
+        options = query.validated_data
+        description = _manifests_description(deployment, namespace=options["namespace"], image=options["image"])
+        try:
+            manifests = kubernetes.render(description, flavor=options["flavor"])
+        except kubernetes.ManifestError as exc:
+            if exc.field in ManifestsQuery().fields:
+                raise InvalidInput(exc.message, details={exc.field: exc.message}) from None
+            # The deployment itself cannot be rendered (an artifact KServe cannot read, resources it has no
+            # equivalent for): nothing in the request would change that.
+            raise Conflict(str(exc), code="unrenderable") from None
+        return Response(
+            ManifestsOut(
+                {
+                    "deployment": deployment.pk,
+                    "model": deployment.model.name,
+                    "name": deployment.name,
+                    "revision": deployment.revision,
+                    "flavor": options["flavor"],
+                    "namespace": options["namespace"],
+                    "notes": kubernetes.notes(description, flavor=options["flavor"]),
+                    "manifests": manifests,
+                }
+            ).data
+        )
+
+    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if isinstance(response, Response) and response.status_code >= 400:
+            # Errors keep the one JSON error format of the API, whatever was asked for.
+            response.accepted_renderer = JSONRenderer()
+            response.accepted_media_type = JSONRenderer.media_type
+        return response
