@@ -275,6 +275,8 @@ MODELGATE_JOB_DISPATCH_TIMEOUT_SECONDS = env.integer("MODELGATE_JOB_DISPATCH_TIM
 MODELGATE_JOB_CANCEL_GRACE_SECONDS = env.number("MODELGATE_JOB_CANCEL_GRACE_SECONDS", 10.0, minimum=0)
 MODELGATE_WORKER_HEARTBEAT_SECONDS = env.number("MODELGATE_WORKER_HEARTBEAT_SECONDS", 10.0, minimum=0.2)
 MODELGATE_WORKER_HEARTBEAT_TIMEOUT_SECONDS = env.number("MODELGATE_WORKER_HEARTBEAT_TIMEOUT_SECONDS", 45.0, minimum=1)
+# A ready replica silent for this long is marked unhealthy: the gateway tries it last.
+MODELGATE_REPLICA_HEARTBEAT_TIMEOUT_SECONDS = env.number("MODELGATE_REPLICA_HEARTBEAT_TIMEOUT_SECONDS", 30.0, minimum=1)
 # How thorough an evaluation job is: k-fold cross-validation folds, bootstrap rounds for
 # confidence intervals, permutation-importance repeats (0 turns one off).
 MODELGATE_EVALUATION_CV_FOLDS = env.integer("MODELGATE_EVALUATION_CV_FOLDS", 5, minimum=0)

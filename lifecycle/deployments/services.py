@@ -10,9 +10,10 @@ exactly when they commit. Replicas are jobs (kind ``deploy``) placed by the sche
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 from django.utils import timezone
@@ -537,12 +538,17 @@ def deployments_reconcile() -> dict[str, int]:
                         drained += 1
                 if deployment.previous_primary_id is not None:
                     Deployment.objects.filter(pk=deployment.pk).update(previous_primary=None)
+            # A ready replica that stopped reporting (its host is gone, or hangs) is tried last.
+            silent_since = timezone.now() - timedelta(seconds=settings.MODELGATE_REPLICA_HEARTBEAT_TIMEOUT_SECONDS)
+            silenced = Replica.objects.filter(
+                deployment=deployment, state=ReplicaState.READY, last_heartbeat__lt=silent_since
+            ).update(state=ReplicaState.UNHEALTHY, state_detail="no heartbeat")
             # A replica job that ended without telling us (its worker died) is no replica.
             for replica in live:
                 job_state = Job.objects.filter(pk=replica.job_id).values_list("state", flat=True).first()
                 if job_state in JOB_FINAL_STATES:
                     replica_outcome_apply(Job.objects.get(pk=replica.job_id))
             _deployment_state_refresh(deployment.pk)
-            if started or drained:
+            if started or drained or silenced:
                 route_table_publish()
     return {"started": started, "drained": drained}

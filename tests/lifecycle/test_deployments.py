@@ -322,3 +322,23 @@ def test_a_replica_whose_job_failed_is_failed_and_three_in_a_row_fail_the_deploy
     deployment = Deployment.objects.get(pk=body["id"])
     assert deployment.state == DeploymentState.FAILED
     assert "does not match the digest" in deployment.state_detail
+
+
+def test_a_ready_replica_that_stops_reporting_is_marked_unhealthy_and_tried_last(owner, fraud_model, champion):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    body = deploy(owner, fraud_model, replicas=2)
+    ready_all(body["id"])
+    quiet, talking = Replica.objects.filter(deployment_id=body["id"]).order_by("id")
+    Replica.objects.filter(pk=quiet.pk).update(last_heartbeat=timezone.now() - timedelta(minutes=5))
+
+    services.deployments_reconcile()
+
+    assert Replica.objects.get(pk=quiet.pk).state == ReplicaState.UNHEALTHY
+    table = parse_route_table(route_table_document())
+    replicas = table.deployment_for(fraud_model.name).primary.replicas
+    assert {(r.id, r.healthy) for r in replicas} == {(quiet.pk, False), (talking.pk, True)}
+    assert services.replica_heartbeat(replica_id=quiet.pk, healthy=True) is True
+    assert Replica.objects.get(pk=quiet.pk).state == ReplicaState.READY
