@@ -24,6 +24,7 @@ from lifecycle.deployments.selectors import route_table_document
 from lifecycle.jobs.choices import JobKind, JobState
 from lifecycle.jobs.models import Job
 from registry.choices import Stage
+from tests.conftest import require_service
 from tests.lifecycle.workers import drive_scheduler, wait_for
 from tests.registry.factories import version_create
 
@@ -126,8 +127,8 @@ def test_a_replica_whose_artifact_does_not_match_its_digest_fails_with_the_reaso
 ):
     import shutil
 
-    if connection.vendor != "postgresql":
-        pytest.skip("the replica program reaches the test database over the network")
+    # The replica program reaches the test database from its own process.
+    require_service("PostgreSQL", connection.vendor == "postgresql")
     path, _, _ = sklearn_model_dir
     copy = tmp_path / "model"
     shutil.copytree(path, copy)
