@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("config", "registry", "lifecycle", "frontend")
+PACKAGES = ("config", "registry", "lifecycle", "frontend", "serving")
 
 # Highest first: a module may import modules of its own floor or of floors below it.
 # Within lifecycle, each stage is a floor of its own, in the order of the lifecycle:
@@ -25,6 +25,9 @@ PACKAGES = ("config", "registry", "lifecycle", "frontend")
 FLOORS: tuple[tuple[str, ...], ...] = (
     ("config.urls", "config.wsgi", "config.asgi", "config.warmup"),
     ("frontend",),
+    # The serving gateway (the data plane): reads the route table the deployment stage
+    # publishes and the registry's tokens, and nothing below it imports it.
+    ("serving",),
     ("lifecycle.apps", "lifecycle.urls", "lifecycle.models", "lifecycle.admin", "lifecycle.management"),
     ("lifecycle.derivations",),
     ("lifecycle.monitoring",),
@@ -55,6 +58,7 @@ PURE_CORES = (
     "lifecycle.evaluation.metrics",
     "lifecycle.metric_direction",
     "registry.quickack",
+    "serving.validation",
 )
 FRAMEWORKS = ("django", "rest_framework", "drf_spectacular", "celery")
 
