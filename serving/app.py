@@ -1,0 +1,141 @@
+"""The serving gateway as an ASGI app (Starlette)::
+
+    POST /serve/{model}/invocations                 the model's default deployment
+    POST /serve/{model}/{deployment}/invocations    a deployment by id
+    GET  /serve/-/health                            {"status": "ok", "revision": N, "deployments": K}
+
+``create_app`` takes the route table source, the token check and the prediction hook, so
+tests and benchmarks give their own. ``uvicorn serving.app:app`` serves the production
+app: the control plane's table from the database, the registry's tokens, settings from
+the environment; Django is set up when that app is first asked for, not on import.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from serving.gateway import Answer, Gateway, GatewayError, error_body
+from serving.prediction_hook import PredictionHook
+from serving.route_table import RouteTableSource
+from serving.settings import GatewaySettings
+from serving.tokens import TokenAuthenticator
+
+
+def create_app(
+    *,
+    source: RouteTableSource | None = None,
+    authenticator: TokenAuthenticator | None = None,
+    settings: GatewaySettings | None = None,
+    on_prediction: PredictionHook | None = None,
+    **gateway_options: Any,
+) -> Starlette:
+    """The gateway app; ``source`` and ``authenticator`` default to the database's (Django
+    must then be set up). ``app.state.gateway`` is the ``Gateway`` behind it."""
+    # httpx logs every request it makes at INFO: for the gateway that is a line per
+    # prediction, on the hottest path. Failures are logged by the gateway itself.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger(name).level))
+    if source is None or authenticator is None:
+        from serving.database import database_authenticator, database_source
+
+        source = source or database_source()
+        authenticator = authenticator or database_authenticator()
+    gateway = Gateway(
+        source=source,
+        authenticator=authenticator,
+        settings=settings or GatewaySettings.from_environment(),
+        on_prediction=on_prediction,
+        **gateway_options,
+    )
+    max_body = gateway.settings.max_body_bytes
+
+    async def invocations(request: Request) -> Response:
+        async def read_body() -> bytes:
+            return await _read_body(request, max_body)
+
+        answer = await gateway.invoke(
+            model=request.path_params["model"],
+            deployment_id=request.path_params.get("deployment"),
+            headers=request.headers,
+            read_body=read_body,
+        )
+        return _response(answer)
+
+    async def health(request: Request) -> Response:
+        return _response(gateway.health())
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "error")
+        message = f"no such endpoint: {request.url.path}" if exc.status_code == 404 else str(exc.detail)
+        return Response(error_body(code, message), exc.status_code, headers=exc.headers, media_type="application/json")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with gateway.running():
+            yield
+
+    app = Starlette(
+        routes=[
+            Route("/serve/-/health", health, methods=["GET"]),
+            Route("/serve/{model}/invocations", invocations, methods=["POST"]),
+            Route("/serve/{model}/{deployment:int}/invocations", invocations, methods=["POST"]),
+        ],
+        exception_handlers={HTTPException: http_error},
+        lifespan=lifespan,
+    )
+    app.state.gateway = gateway
+    return app
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, refused with 413 as soon as it is known to be larger than ``limit``."""
+    too_large = GatewayError(413, "payload_too_large", f"the request body is larger than {limit} bytes")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_large
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise too_large
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _response(answer: Answer) -> Response:
+    return Response(answer.body, answer.status, headers=answer.headers, media_type=answer.media_type)
+
+
+def production_app() -> Starlette:
+    """The app ``uvicorn serving.app:app`` serves: Django set up, database-backed."""
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    django.setup()
+    return create_app()
+
+
+_production: Starlette | None = None
+
+
+def __getattr__(name: str) -> Any:
+    # ``serving.app:app`` is built on first access, so importing this module (tests,
+    # benchmarks) sets nothing up.
+    global _production
+    if name == "app":
+        if _production is None:
+            _production = production_app()
+        return _production
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

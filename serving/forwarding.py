@@ -1,0 +1,134 @@
+"""Sending a scoring request to a replica: MLflow's scoring server, ``POST /invocations``.
+
+The chosen route's replicas are tried in ``replica_order``, then the fallback routes'.
+A replica that cannot be reached, drops the connection or answers 5xx costs only the
+time to try the next one; a 4xx is the replica's verdict on the request and is returned
+as it is. A replica that could not be reached is tried last for a few seconds, so a dead
+one does not cost every request a connection attempt.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from lifecycle.deployments.routing import Deployment, Replica, Route, fallback_routes, replica_order
+
+logger = logging.getLogger(__name__)
+
+INVOCATIONS_PATH = "/invocations"
+
+
+@dataclass(frozen=True)
+class ReplicaAnswer:
+    status: int
+    body: bytes
+    content_type: str
+    route: Route
+    replica: Replica
+
+
+class NoReplicaAnswered(Exception):
+    """Every replica of the route and of its fallbacks failed; ``attempts`` says how."""
+
+    def __init__(self, attempts: list[dict[str, Any]]) -> None:
+        super().__init__(f"no replica answered ({len(attempts)} tried)")
+        self.attempts = attempts
+
+
+class Forwarder:
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        *,
+        suspend_seconds: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._client = client
+        self._suspend_seconds = suspend_seconds
+        self._clock = clock
+        self._suspended: dict[str, float] = {}
+        self.requests = 0
+        self.replica_failures = 0
+
+    async def forward(
+        self, deployment: Deployment, route: Route, point: float, body: bytes, headers: Mapping[str, str]
+    ) -> ReplicaAnswer:
+        """The first answer that is no failure, from ``route`` or its fallbacks."""
+        attempts: list[dict[str, Any]] = []
+        for candidate in (route, *fallback_routes(deployment, route)):
+            for replica in self.order(candidate, point):
+                answer = await self._try(candidate, replica, body, headers, attempts)
+                if answer is not None:
+                    return answer
+        raise NoReplicaAnswered(attempts)
+
+    async def mirror(self, route: Route, point: float, body: bytes, headers: Mapping[str, str]) -> ReplicaAnswer:
+        """Send a shadow copy: the route's replicas in turn, no fallback."""
+        attempts: list[dict[str, Any]] = []
+        for replica in self.order(route, point):
+            answer = await self._try(route, replica, body, headers, attempts)
+            if answer is not None:
+                return answer
+        raise NoReplicaAnswered(attempts)
+
+    def order(self, route: Route, point: float) -> list[Replica]:
+        """``replica_order``, with the replicas that failed a moment ago moved last."""
+        replicas = replica_order(route, point)
+        if not self._suspended:
+            return replicas
+        now = self._clock()
+        for url, until in list(self._suspended.items()):
+            if until <= now:
+                del self._suspended[url]
+        return sorted(replicas, key=lambda r: r.url in self._suspended)
+
+    async def _try(
+        self,
+        route: Route,
+        replica: Replica,
+        body: bytes,
+        headers: Mapping[str, str],
+        attempts: list[dict[str, Any]],
+    ) -> ReplicaAnswer | None:
+        url = replica.url + INVOCATIONS_PATH
+        # A kept-alive connection the replica closed between two calls fails without the
+        # request having been read: that is worth one more try on a fresh connection
+        # before the replica counts as down.
+        for attempt in (1, 2):
+            self.requests += 1
+            try:
+                response = await self._client.post(url, content=body, headers=headers)
+            except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+                if attempt == 1:
+                    continue
+                self._failed(replica, attempts, exc)
+                return None
+            except httpx.TransportError as exc:
+                self._failed(replica, attempts, exc)
+                return None
+            if response.status_code >= 500:
+                self.replica_failures += 1
+                attempts.append({"replica": replica.id, "status": response.status_code})
+                logger.warning("replica %s (%s) answered %s", replica.id, replica.url, response.status_code)
+                return None
+            self._suspended.pop(replica.url, None)
+            return ReplicaAnswer(
+                status=response.status_code,
+                body=response.content,
+                content_type=response.headers.get("content-type", "application/json"),
+                route=route,
+                replica=replica,
+            )
+        return None
+
+    def _failed(self, replica: Replica, attempts: list[dict[str, Any]], exc: Exception) -> None:
+        self.replica_failures += 1
+        self._suspended[replica.url] = self._clock() + self._suspend_seconds
+        attempts.append({"replica": replica.id, "error": type(exc).__name__})
+        logger.warning("replica %s (%s) failed: %r", replica.id, replica.url, exc)
