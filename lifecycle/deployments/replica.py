@@ -12,6 +12,7 @@ uvicorn finishes the requests in flight before it exits.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import socket
@@ -27,6 +28,7 @@ from lifecycle.jobs import program
 HEALTH_INTERVAL_S = float(os.environ.get("MODELGATE_REPLICA_HEALTH_SECONDS", "2"))
 START_TIMEOUT_S = float(os.environ.get("MODELGATE_REPLICA_START_TIMEOUT_SECONDS", "180"))
 MAX_RESTARTS = int(os.environ.get("MODELGATE_REPLICA_MAX_RESTARTS", "3"))
+_PR_SET_PDEATHSIG = 1
 
 
 def _host() -> str:
@@ -45,6 +47,15 @@ def _healthy(url: str) -> bool:
             return response.status == 200
     except (urllib.error.URLError, OSError):
         return False
+
+
+def _die_with_parent() -> None:
+    """In the scoring server's process: get SIGTERM when the replica program dies, even
+    by SIGKILL (its worker killed), so no server outlives its replica (Linux)."""
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except OSError:  # not Linux: the runner's process-group kill still reaches it
+        pass
 
 
 def _serve(model_dir: Path, host: str, port: int, log: Path) -> subprocess.Popen:
@@ -72,6 +83,7 @@ def _serve(model_dir: Path, host: str, port: int, log: Path) -> subprocess.Popen
         stdout=log.open("a"),
         stderr=subprocess.STDOUT,
         env=env,
+        preexec_fn=_die_with_parent,
     )
 
 
