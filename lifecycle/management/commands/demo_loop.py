@@ -1,20 +1,29 @@
 """``manage.py demo_loop``: the lifecycle loop on the seeded demo model, through the
 platform's own jobs: train a first version, evaluate it, promote it (its gates pass and
-the demo approver approves), then train a second one that is evaluated against it and
-left waiting for approval with its gate results. Does nothing once the demo has run."""
+the demo approver approves), deploy it and send it predictions through the serving
+gateway, then train a second one that is evaluated against it, goes to staging, takes
+20% of live traffic as a canary, and is left waiting for approval of its promotion with
+its gate results. Does nothing once the demo has run."""
 
 from __future__ import annotations
 
+import json
+import os
 import time
 from typing import Any
 
+import requests
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from lifecycle.deployments.choices import DeploymentState
+from lifecycle.deployments.models import Deployment
+from lifecycle.deployments.selectors import route_table_document
+from lifecycle.deployments.services import canary_promote, canary_set, deployment_create
 from lifecycle.governance.models import Transition
 from lifecycle.governance.services.transitions import transition_approve
 from lifecycle.training.services import training_submit
-from registry.models import RegisteredModel
+from registry.models import ModelVersion, RegisteredModel
 
 DEMO_MODEL = "breast-cancer-classifier"
 
@@ -38,6 +47,72 @@ class Command(BaseCommand):
                 return found
             time.sleep(1)
         raise CommandError("the demo's jobs did not finish in time; see the worker's log")
+
+    def _wait_for_stage(self, model: RegisteredModel, *, version: int, stage: str, timeout: float) -> ModelVersion:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = model.versions.filter(version=version, stage=stage).first()
+            if found is not None:
+                return found
+            time.sleep(1)
+        raise CommandError(f"v{version} did not reach {stage} in time; see the worker's log")
+
+    def _wait_ready(self, deployment: Deployment, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            deployment.refresh_from_db()
+            if deployment.state == DeploymentState.READY:
+                return
+            if deployment.state == DeploymentState.FAILED:
+                raise CommandError(f"deployment {deployment.pk} failed: {deployment.state_detail}")
+            time.sleep(1)
+        raise CommandError("the deployment's replicas did not start in time; see the worker's log")
+
+    _curl_shown = False
+
+    def _wait_gateway(self, gateway: str, timeout: float = 30) -> None:
+        """Until the gateway serves the newest route table (it reloads every second)."""
+        newest = (route_table_document() or {}).get("revision", 0)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if requests.get(f"{gateway}/serve/-/health", timeout=5).json().get("revision", 0) >= newest:
+                return
+            time.sleep(0.2)
+        raise CommandError(f"the gateway did not load route table {newest} in {timeout:.0f}s; see its log")
+
+    def _predict(self, model: RegisteredModel, *, count: int) -> None:
+        """Send rows of the bundled dataset through the gateway, as a client would."""
+        gateway, token = os.environ.get("MODELGATE_GATEWAY_URL"), os.environ.get("MODELGATE_DEMO_TOKEN")
+        if not gateway or not token:
+            self.stdout.write("no gateway to call (MODELGATE_GATEWAY_URL, MODELGATE_DEMO_TOKEN)")
+            return
+        from sklearn.datasets import load_breast_cancer
+
+        frame = load_breast_cancer(as_frame=True).frame.drop(columns=["target"])
+        self._wait_gateway(gateway)
+        served: dict[str, int] = {}
+        url = f"{gateway}/serve/{model.name}/invocations"
+        for i in range(count):
+            rows = frame.iloc[[i]]
+            response = requests.post(
+                url,
+                json={"dataframe_split": rows.to_dict(orient="split")},
+                headers={"Authorization": f"Bearer {token}", "X-Request-Id": f"demo-{i}"},
+                timeout=10,
+            )
+            response.raise_for_status()
+            version = response.headers.get("X-ModelGate-Version", "?")
+            served[version] = served.get(version, 0) + 1
+        self.stdout.write(
+            f"{count} predictions through the gateway: " + ", ".join(f"v{v}: {n}" for v, n in sorted(served.items()))
+        )
+        if self._curl_shown:
+            return
+        self._curl_shown = True
+        self.stdout.write(
+            f"  try: curl -X POST {url} -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' "
+            f"""-d '{{"dataframe_split": {json.dumps(frame.iloc[[0]].to_dict(orient="split"))}}}'"""
+        )
 
     def _say(self, transition: Transition) -> None:
         self.stdout.write(f"v{transition.version.version} → production: {transition.status}")
@@ -68,14 +143,26 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"bob approved: v{first.version.version} is {first.version.stage if first.status != 'applied' else 'in production'}"
             )
+        deployment = deployment_create(actor=alice, model=model)
+        self.stdout.write(f"deploying the champion: deployment {deployment.pk}, one MLflow scoring server…")
+        self._wait_ready(deployment, options["timeout"])
+        self._predict(model, count=5)
         training_submit(
             actor=alice,
             model=model,
             estimator="RandomForestClassifier",
             estimator_params={"n_estimators": 100, "random_state": 0},
-            request_stage="production",
+            request_stage="staging",
         )
-        self.stdout.write("training v2 (random forest) and evaluating it against the champion…")
-        second = self._wait_for_request(model, {first.pk}, options["timeout"])
-        self._say(second)
-        self.stdout.write("open the approvals inbox to decide on it")
+        self.stdout.write("training v2 (random forest), evaluating it against the champion, staging it…")
+        second = self._wait_for_stage(model, version=2, stage="staging", timeout=options["timeout"])
+        canary_set(actor=bob, deployment=deployment, version=second.version, weight=0.2, reason="demo canary")
+        self.stdout.write(f"bob starts v{second.version} as a 20% canary…")
+        self._wait_ready(deployment, options["timeout"])
+        self._predict(model, count=20)
+        promotion = canary_promote(actor=bob, deployment=deployment, reason="demo: canary looks healthy")
+        self._say(promotion)
+        if promotion.status == "pending":
+            self.stdout.write("open the approvals inbox to decide on it (someone other than bob must approve)")
+        else:
+            self.stdout.write("the canary keeps its 20% until bob aborts it or a better version comes")

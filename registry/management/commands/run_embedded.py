@@ -37,6 +37,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8000")))
         parser.add_argument("--mlflow-port", type=int, default=int(os.environ.get("MLFLOW_PORT", "5000")))
+        parser.add_argument("--gateway-port", type=int, default=int(os.environ.get("GATEWAY_PORT", "8001")))
         parser.add_argument("--no-seed", action="store_true", help="do not seed the demo")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -53,6 +54,8 @@ class Command(BaseCommand):
             env["MLFLOW_UI_URL"] = env.get("MLFLOW_UI_URL", env["MLFLOW_TRACKING_URI"])
             if not _port_free(options["port"]):
                 raise CommandError(f"port {options['port']} is taken; set PORT to another one")
+            if not _port_free(options["gateway_port"]):
+                raise CommandError(f"port {options['gateway_port']} is taken; set GATEWAY_PORT to another one")
             self._run_once("migrate", [sys.executable, "manage.py", "migrate", "--noinput"], env)
             token = None
             if not options["no_seed"]:
@@ -67,8 +70,9 @@ class Command(BaseCommand):
                     "job_worker",
                     "--name",
                     "embedded",
+                    # Replicas of deployments are long-running jobs: room for them and for training.
                     "--slots",
-                    "2",
+                    "4",
                     "--scheduler",
                     "--beat",
                     str(var / "celerybeat-schedule"),
@@ -99,7 +103,28 @@ class Command(BaseCommand):
                 logs / "web.log",
             )
             self._wait_http(f"{url}/api/v1/health", "web server")
-            self._banner(url, env["MLFLOW_UI_URL"], token, logs)
+            gateway = f"http://127.0.0.1:{options['gateway_port']}"
+            self._spawn(
+                "gateway",
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "serving.app:app",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(options["gateway_port"]),
+                    "--no-access-log",
+                ],
+                env,
+                logs / "gateway.log",
+            )
+            self._wait_http(f"{gateway}/serve/-/health", "serving gateway")
+            env["MODELGATE_GATEWAY_URL"] = gateway
+            if token:
+                env["MODELGATE_DEMO_TOKEN"] = token
+            self._banner(url, env["MLFLOW_UI_URL"], token, logs, gateway)
             demo = None
             if not options["no_seed"]:
                 # The demo loop talks to the worker through the platform; its output goes
@@ -181,11 +206,12 @@ class Command(BaseCommand):
             time.sleep(0.5)
         raise CommandError(f"{what} did not answer at {url}")
 
-    def _banner(self, url: str, mlflow_url: str, token: str | None, logs: Path) -> None:
+    def _banner(self, url: str, mlflow_url: str, token: str | None, logs: Path, gateway: str) -> None:
         lines = [
             "",
             f"ModelGate is running at {url}",
             f"  API:        {url}/api/v1/   (docs at {url}/api/docs/)",
+            f"  Gateway:    {gateway}/serve/<model>/invocations   (MLflow's scoring protocol)",
             f"  Admin:      {url}/admin/",
             f"  MLflow UI:  {mlflow_url}",
         ]

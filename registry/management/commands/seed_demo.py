@@ -11,7 +11,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from registry.choices import Role
+from registry.choices import Role, TokenScope
 from registry.models import Dataset, RegisteredModel
 from registry.services.datasets import dataset_create
 from registry.services.models import model_create
@@ -69,7 +69,10 @@ class Command(BaseCommand):
                 dataset=dataset.name,
                 tags={"domain": "health", "owner": "alice"},
             )
-        _, token = api_token_issue(user=users["admin"], name="demo")
+        # The demo's token also calls the serving gateway (``serve``).
+        _, token = api_token_issue(
+            user=users["admin"], name="demo", scopes=[TokenScope.READ, TokenScope.WRITE, TokenScope.SERVE]
+        )
         if options.get("token_file"):
             path = options["token_file"]
             with open(path, "w") as handle:
