@@ -101,27 +101,28 @@ class TokenCache:
         return entry.principal
 
     async def _check(self, key: str, plaintext: str, stale: _Entry | None) -> _Entry:
-        pending = self._pending.get(key)
-        if pending is not None:
-            # Another request is already asking about this token: wait for its answer.
-            return await asyncio.shield(pending)
-        future: asyncio.Future[_Entry] = asyncio.get_running_loop().create_future()
-        self._pending[key] = future
-        try:
-            entry = await self._ask(plaintext, stale)
-        except BaseException as exc:
-            future.set_exception(exc)
-            # Mark it retrieved: nobody else may be waiting for it.
-            future.exception()
-            raise
-        else:
-            future.set_result(entry)
-            self._store(key, entry)
-            return entry
-        finally:
-            del self._pending[key]
+        check = self._pending.get(key)
+        if check is None:
+            # A task of its own, shared by every request asking about this token
+            # meanwhile: a caller that goes away does not cancel the others' answer.
+            check = asyncio.ensure_future(self._ask(key, plaintext, stale))
+            self._pending[key] = check
+            check.add_done_callback(self._settled)
+        return await asyncio.shield(check)
 
-    async def _ask(self, plaintext: str, stale: _Entry | None) -> _Entry:
+    def _settled(self, check: asyncio.Future[_Entry]) -> None:
+        for key, pending in list(self._pending.items()):
+            if pending is check:
+                del self._pending[key]
+        if not check.cancelled():
+            check.exception()  # retrieved here, whether or not a caller is still waiting
+
+    async def _ask(self, key: str, plaintext: str, stale: _Entry | None) -> _Entry:
+        entry = await self._answer(plaintext, stale)
+        self._store(key, entry)
+        return entry
+
+    async def _answer(self, plaintext: str, stale: _Entry | None) -> _Entry:
         self.checks += 1
         expires_at = self._clock() + self._ttl
         try:

@@ -119,3 +119,20 @@ def test_the_plaintext_is_never_kept():
     cache = TokenCache(Registry(), ttl_seconds=30, max_entries=10)
     asyncio.run(cache.principal("good-secret"))
     assert all("good-secret" not in key for key in cache._entries)
+
+
+def test_a_caller_that_goes_away_does_not_cancel_the_check_others_wait_for():
+    registry = Registry()
+    registry.delay = 0.05
+    cache = TokenCache(registry, ttl_seconds=30, max_entries=10)
+
+    async def scenario():
+        first = asyncio.ensure_future(cache.principal("good-1"))
+        second = asyncio.ensure_future(cache.principal("good-1"))
+        await asyncio.sleep(0.01)
+        first.cancel()
+        assert await second == SERVE
+        assert await cache.principal("good-1") == SERVE
+
+    asyncio.run(scenario())
+    assert registry.calls == ["good-1"]
