@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
 
 import httpx
@@ -123,6 +124,9 @@ class Gateway:
             timeout=httpx.Timeout(s.replica_timeout_seconds, connect=s.connect_timeout_seconds),
             # Replicas are on the cluster's network: no proxy from the environment.
             trust_env=False,
+            # One client forwards every caller's calls: a cookie a replica sets must not
+            # ride along on someone else's.
+            cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
         )
         self._forwarder = Forwarder(self._client, suspend_seconds=s.replica_suspend_seconds)
         await self.routes.refresh(timeout=FIRST_TABLE_TIMEOUT_SECONDS)
