@@ -3,10 +3,11 @@ and the route changes (canary, shadow, promote, abort, stop)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import serializers, status
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.renderers import BaseRenderer, JSONRenderer
@@ -140,26 +141,45 @@ class DeploymentDetailView(ApiView):
         return _detail(request, pk)
 
 
-class CanaryView(ApiView):
+class _RouteChangeView(ApiView):
+    """A verb on a deployment: parse its body, call its one service, answer the deployment."""
+
+    body: type[StrictSerializer]
+    # The service of the verb, called as ``service(actor=, deployment=, **body)``.
+    service: Callable[..., Any]
+
+    def post(self, request: Request, pk: int) -> Response:
+        data = self.body(data=request.data)
+        data.is_valid(raise_exception=True)
+        deployment = selectors.deployment_get(user=request.user, pk=pk)
+        type(self).service(actor=request.user, deployment=deployment, **data.validated_data)
+        return _detail(request, pk)
+
+
+@extend_schema_view(post=extend_schema(request=CanaryIn, responses=DeploymentDetailOut))
+class CanaryView(_RouteChangeView):
     """Start a canary of a version at a weight, or change the weight of the running one."""
 
-    @extend_schema(request=CanaryIn, responses=DeploymentDetailOut)
-    def post(self, request: Request, pk: int) -> Response:
-        data = CanaryIn(data=request.data)
-        data.is_valid(raise_exception=True)
-        deployment = selectors.deployment_get(user=request.user, pk=pk)
-        services.canary_set(actor=request.user, deployment=deployment, **data.validated_data)
-        return _detail(request, pk)
+    body = CanaryIn
+    service = services.canary_set
 
 
-class ShadowView(ApiView):
-    @extend_schema(request=ShadowIn, responses=DeploymentDetailOut)
-    def post(self, request: Request, pk: int) -> Response:
-        data = ShadowIn(data=request.data)
-        data.is_valid(raise_exception=True)
-        deployment = selectors.deployment_get(user=request.user, pk=pk)
-        services.shadow_set(actor=request.user, deployment=deployment, **data.validated_data)
-        return _detail(request, pk)
+@extend_schema_view(post=extend_schema(request=ShadowIn, responses=DeploymentDetailOut))
+class ShadowView(_RouteChangeView):
+    body = ShadowIn
+    service = services.shadow_set
+
+
+@extend_schema_view(post=extend_schema(request=ReasonIn, responses=DeploymentDetailOut))
+class AbortCanaryView(_RouteChangeView):
+    body = ReasonIn
+    service = services.canary_abort
+
+
+@extend_schema_view(post=extend_schema(request=ReasonIn, responses=DeploymentDetailOut))
+class StopView(_RouteChangeView):
+    body = ReasonIn
+    service = services.deployment_stop
 
 
 class PromoteCanaryView(ApiView):
@@ -172,26 +192,6 @@ class PromoteCanaryView(ApiView):
         deployment = selectors.deployment_get(user=request.user, pk=pk)
         transition = services.canary_promote(actor=request.user, deployment=deployment, **data.validated_data)
         return Response(TransitionOut(transition).data)
-
-
-class AbortCanaryView(ApiView):
-    @extend_schema(request=ReasonIn, responses=DeploymentDetailOut)
-    def post(self, request: Request, pk: int) -> Response:
-        data = ReasonIn(data=request.data)
-        data.is_valid(raise_exception=True)
-        deployment = selectors.deployment_get(user=request.user, pk=pk)
-        services.canary_abort(actor=request.user, deployment=deployment, **data.validated_data)
-        return _detail(request, pk)
-
-
-class StopView(ApiView):
-    @extend_schema(request=ReasonIn, responses=DeploymentDetailOut)
-    def post(self, request: Request, pk: int) -> Response:
-        data = ReasonIn(data=request.data)
-        data.is_valid(raise_exception=True)
-        deployment = selectors.deployment_get(user=request.user, pk=pk)
-        services.deployment_stop(actor=request.user, deployment=deployment, **data.validated_data)
-        return _detail(request, pk)
 
 
 # --- manifests for a cluster -----------------------------------------------------------------
