@@ -84,6 +84,9 @@ def _revise(
 ) -> DeploymentRevision:
     deployment.revision += 1
     deployment.save(update_fields=["revision", "state", "state_detail", "updated_at", "stopped_at", "previous_primary"])
+    # A new route is not served until its replicas answer: the state says so at once.
+    _deployment_state_refresh(deployment.pk)
+    deployment.refresh_from_db(fields=["state", "state_detail"])
     after = deployment_snapshot(deployment)
     revision = DeploymentRevision.objects.create(
         deployment=deployment,

@@ -139,6 +139,8 @@ def test_an_approver_starts_and_widens_a_canary_with_a_revision_each(
         (2, "canary", 0.2),
         (1, "primary", 0.8),
     ]
+    # v2 has no replica answering yet: the deployment is degraded until it has.
+    assert started.json()["state"] == "degraded"
     widened = approver.client.post(
         f"/api/v1/deployments/{body['id']}/canary/", {"version": 2, "weight": 0.5}, format="json"
     )
@@ -150,6 +152,7 @@ def test_an_approver_starts_and_widens_a_canary_with_a_revision_each(
     assert revisions[2].actor == approver.user
     ready_all(body["id"])
     assert table_routes(body["id"]) == [(1, "primary", 0.5, 1), (2, "canary", 0.5, 1)]
+    assert Deployment.objects.get(pk=body["id"]).state == DeploymentState.READY
 
 
 @pytest.mark.parametrize("who", ["owner", "viewer"])
