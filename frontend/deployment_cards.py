@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from frontend import selectors as ui_selectors
 from frontend.affordances import User, canary_versions, deployment_actions, shadow_versions
+from lifecycle.deployments import selectors as deployment_selectors
 from lifecycle.deployments.choices import REPLICA_FINAL_STATES, ReplicaState, RouteMode
 from lifecycle.deployments.models import Deployment, Replica
 from registry.models import RegisteredModel
@@ -48,10 +49,10 @@ def deployment_cards(
     deployments = list(deployments)
     if not deployments:
         return []
-    deployable = ui_selectors.deployable_versions(model=model)
+    deployable = deployment_selectors.deployable_versions(model=model)
     # A canary whose version has an open production request is being promoted already.
     promotions = ui_selectors.open_promotions(user=user, model=model)
-    latest = ui_selectors.deployment_revisions_latest(deployments, limit=revisions) if revisions else {}
+    latest = deployment_selectors.deployment_revisions_latest(deployments, limit=revisions) if revisions else {}
     now = timezone.now()
     cards = []
     for deployment in deployments:

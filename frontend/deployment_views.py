@@ -21,7 +21,7 @@ from frontend.affordances import transitions_with_actions
 from frontend.deployment_cards import deployment_cards
 from frontend.forms import CanaryForm, DeploymentReasonForm, ShadowForm, form_data
 from frontend.templatetags.modelgate_ui import gate_icon, route_snapshot, rule_label
-from frontend.views import _OUTCOME_LEVELS, _back, page_view, paginate
+from frontend.views import OUTCOME_LEVELS, back_url, page_view, paginate
 from lifecycle.deployments import selectors as deployment_selectors
 from lifecycle.deployments import services as deployment_services
 from lifecycle.deployments.choices import RouteMode
@@ -32,7 +32,7 @@ from lifecycle.governance.models import Transition
 
 def _done(request: HttpRequest, deployment: Deployment) -> HttpResponse:
     """Back to the page the form was on (the model page or the deployment's own)."""
-    return redirect(_back(request, reverse("frontend:deployment-detail", kwargs={"pk": deployment.pk})))
+    return redirect(back_url(request, reverse("frontend:deployment-detail", kwargs={"pk": deployment.pk})))
 
 
 def _routes_now(deployment: Deployment) -> str:
@@ -136,7 +136,7 @@ def deployment_promote(request: HttpRequest, pk: int) -> HttpResponse:
     deployment = deployment_selectors.deployment_get(user=request.user, pk=pk)
     data = form_data(DeploymentReasonForm, request.POST)
     transition = deployment_services.canary_promote(actor=request.user, deployment=deployment, reason=data["reason"])
-    level = _OUTCOME_LEVELS.get(transition.status, messages.INFO)
+    level = OUTCOME_LEVELS.get(transition.status, messages.INFO)
     messages.add_message(request, level, _promotion_message(deployment, transition))
     return _done(request, deployment)
 

@@ -10,11 +10,9 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Count, Exists, F, OuterRef, QuerySet, Subquery, Window
-from django.db.models.functions import Coalesce, RowNumber
+from django.db.models import Count, Exists, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
-from lifecycle.deployments.models import Deployment, DeploymentRevision
-from lifecycle.deployments.services import DEPLOYABLE_STAGES
 from lifecycle.evaluation.models import Evaluation
 from lifecycle.governance.choices import OPEN_TRANSITION_STATUSES
 from lifecycle.governance.models import Transition
@@ -190,31 +188,6 @@ def evaluation_get(*, version: ModelVersion, pk: int) -> Evaluation:
 
 
 # --- deployments ---------------------------------------------------------------------
-
-
-def deployment_revisions_latest(deployments: list[Deployment], *, limit: int) -> dict[int, list[DeploymentRevision]]:
-    """The newest ``limit`` revisions of each deployment, in one query, newest first.
-    The caller has the deployments from ``deployments_visible_to``."""
-    ids = [deployment.pk for deployment in deployments]
-    if not ids:
-        return {}
-    ranked = (
-        DeploymentRevision.objects.filter(deployment_id__in=ids)
-        .annotate(rank=Window(RowNumber(), partition_by=F("deployment_id"), order_by=F("number").desc()))
-        .filter(rank__lte=limit)
-        .select_related("actor")
-        .order_by("deployment_id", "-number")
-    )
-    found: dict[int, list[DeploymentRevision]] = {pk: [] for pk in ids}
-    for revision in ranked:
-        found[revision.deployment_id].append(revision)
-    return found
-
-
-def deployable_versions(*, model: RegisteredModel) -> list[ModelVersion]:
-    """The model's versions a route may serve (staging and production), newest first:
-    the choices of the canary and shadow forms (the services check the one chosen)."""
-    return list(ModelVersion.objects.filter(model=model, stage__in=DEPLOYABLE_STAGES).order_by("-version"))
 
 
 def open_promotions(*, user: User, model: RegisteredModel) -> dict[int, Transition]:

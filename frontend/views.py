@@ -52,7 +52,7 @@ PAGE_SIZE = 25
 DEPLOYMENTS_PER_PAGE = 10
 REVISIONS_ON_MODEL_PAGE = 3
 _STAGE_LABELS = dict(Stage.choices)
-_OUTCOME_LEVELS = {
+OUTCOME_LEVELS = {
     TransitionStatus.APPLIED: messages.SUCCESS,
     TransitionStatus.PENDING: messages.INFO,
     TransitionStatus.BLOCKED: messages.WARNING,
@@ -63,7 +63,7 @@ _OUTCOME_LEVELS = {
 View = Callable[..., HttpResponse]
 
 
-def _back(request: HttpRequest, default: str = "") -> str:
+def back_url(request: HttpRequest, default: str = "") -> str:
     """Where to return after a form: the posted ``next`` or the referring page, when
     they are on this site; else ``default`` or the inbox."""
     for candidate in (request.POST.get("next"), request.headers.get("Referer")):
@@ -82,7 +82,7 @@ def page_view(view: View) -> View:
         try:
             return view(request, *args, **kwargs)
         except DomainError as error:
-            context = {"error": error, "back": _back(request)}
+            context = {"error": error, "back": back_url(request)}
             return render(request, "frontend/error.html", context, status=error.status)
 
     return login_required(wrapper)
@@ -126,8 +126,8 @@ def _decided(request: HttpRequest, verb: str, transition: Transition, *, back: s
     else:
         text = f"{subject} is in {stage}; the request is {transition.status}"
         text += f" ({transition.status_detail})." if transition.status_detail else "."
-    messages.add_message(request, _OUTCOME_LEVELS.get(transition.status, messages.INFO), text)
-    return redirect(back or _back(request))
+    messages.add_message(request, OUTCOME_LEVELS.get(transition.status, messages.INFO), text)
+    return redirect(back or back_url(request))
 
 
 @require_POST

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.db import models
 
+from registry.choices import Stage
+
 
 class DeploymentTarget(models.TextChoices):
     # Replicas run as jobs on the job workers of a pool (``local``: the default pool,
@@ -40,3 +42,6 @@ class ReplicaState(models.TextChoices):
 
 REPLICA_LIVE_STATES = frozenset({ReplicaState.STARTING, ReplicaState.READY, ReplicaState.UNHEALTHY})
 REPLICA_FINAL_STATES = frozenset({ReplicaState.FAILED, ReplicaState.STOPPED})
+
+# The stages a version may be served from: a route never serves one still in training.
+DEPLOYABLE_STAGES = frozenset({Stage.STAGING, Stage.PRODUCTION})

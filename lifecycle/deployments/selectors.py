@@ -6,12 +6,13 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Prefetch, QuerySet
+from django.db.models import F, Prefetch, QuerySet, Window
+from django.db.models.functions import RowNumber
 
-from lifecycle.deployments.choices import DeploymentState, ReplicaState, RouteMode
+from lifecycle.deployments.choices import DEPLOYABLE_STAGES, DeploymentState, ReplicaState, RouteMode
 from lifecycle.deployments.models import Deployment, DeploymentRevision, Replica, Route, RouteTablePublication
 from registry.errors import NotFound
-from registry.models import RegisteredModel
+from registry.models import ModelVersion, RegisteredModel
 from registry.permissions import visible_team_ids
 
 User = AbstractBaseUser | AnonymousUser
@@ -44,6 +45,31 @@ def deployment_get(*, user: User, pk: int | str) -> Deployment:
 
 def deployment_revisions(*, deployment: Deployment) -> QuerySet[DeploymentRevision]:
     return deployment.revisions.select_related("actor").order_by("-number")
+
+
+def deployment_revisions_latest(deployments: list[Deployment], *, limit: int) -> dict[int, list[DeploymentRevision]]:
+    """The newest ``limit`` revisions of each deployment, in one query, newest first.
+    The caller has the deployments from ``deployments_visible_to``."""
+    ids = [deployment.pk for deployment in deployments]
+    if not ids:
+        return {}
+    ranked = (
+        DeploymentRevision.objects.filter(deployment_id__in=ids)
+        .annotate(rank=Window(RowNumber(), partition_by=F("deployment_id"), order_by=F("number").desc()))
+        .filter(rank__lte=limit)
+        .select_related("actor")
+        .order_by("deployment_id", "-number")
+    )
+    found: dict[int, list[DeploymentRevision]] = {pk: [] for pk in ids}
+    for revision in ranked:
+        found[revision.deployment_id].append(revision)
+    return found
+
+
+def deployable_versions(*, model: RegisteredModel) -> list[ModelVersion]:
+    """The model's versions a route may serve (staging and production), newest first:
+    the choices of the canary and shadow forms (the services check the one chosen)."""
+    return list(ModelVersion.objects.filter(model=model, stage__in=DEPLOYABLE_STAGES).order_by("-version"))
 
 
 def _route_document(route: Route, replicas: list[Replica]) -> dict[str, Any]:

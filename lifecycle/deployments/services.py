@@ -19,6 +19,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from lifecycle.deployments.choices import (
+    DEPLOYABLE_STAGES,
     REPLICA_LIVE_STATES,
     DeploymentState,
     DeploymentTarget,
@@ -42,7 +43,6 @@ from registry.permissions import require_role
 logger = logging.getLogger(__name__)
 
 REPLICA_PROGRAM = ["python", "-m", "lifecycle.deployments.replica"]
-DEPLOYABLE_STAGES = frozenset({Stage.STAGING, Stage.PRODUCTION})
 MAX_REPLICAS = 16
 # A version whose replicas failed this many times in a row fails its deployment.
 MAX_REPLICA_FAILURES = 3
