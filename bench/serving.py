@@ -159,6 +159,10 @@ def run(args: argparse.Namespace, stack: Stack) -> bool:
             "--no-access-log",
             "--log-level",
             "warning",
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
         ],
         child_env({ROUTE_TABLE_FILE: str(table_file)}),
     )

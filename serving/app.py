@@ -13,7 +13,6 @@ the environment; Django is set up when that app is first asked for, not on impor
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
 from collections.abc import AsyncIterator
 from typing import Any
@@ -41,10 +40,6 @@ def create_app(
 ) -> Starlette:
     """The gateway app; ``source`` and ``authenticator`` default to the database's (Django
     must then be set up). ``app.state.gateway`` is the ``Gateway`` behind it."""
-    # httpx logs every request it makes at INFO: for the gateway that is a line per
-    # prediction, on the hottest path. Failures are logged by the gateway itself.
-    for name in ("httpx", "httpcore"):
-        logging.getLogger(name).setLevel(max(logging.WARNING, logging.getLogger(name).level))
     if source is None or authenticator is None:
         from serving.database import database_authenticator, database_source
 

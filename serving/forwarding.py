@@ -15,9 +15,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
-
 from lifecycle.deployments.routing import Deployment, Replica, Route, fallback_routes, replica_order
+from serving.replica_client import ReplicaClient, ReplicaDropped, ReplicaUnreachable
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +43,7 @@ class NoReplicaAnswered(Exception):
 class Forwarder:
     def __init__(
         self,
-        client: httpx.AsyncClient,
+        client: ReplicaClient,
         *,
         suspend_seconds: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
@@ -103,32 +102,28 @@ class Forwarder:
         for attempt in (1, 2):
             self.requests += 1
             try:
-                response = await self._client.post(url, content=body, headers=headers)
-            except (httpx.RemoteProtocolError, httpx.ReadError, httpx.WriteError) as exc:
+                reply = await self._client.post(url, body, headers)
+            except ReplicaDropped as exc:
                 if attempt == 1:
                     continue
                 self._failed(replica, attempts, exc)
                 return None
-            except httpx.TransportError as exc:
+            except ReplicaUnreachable as exc:
                 self._failed(replica, attempts, exc)
                 return None
-            if response.status_code >= 500:
+            if reply.status >= 500:
                 self.replica_failures += 1
-                attempts.append({"replica": replica.id, "status": response.status_code})
-                logger.warning("replica %s (%s) answered %s", replica.id, replica.url, response.status_code)
+                attempts.append({"replica": replica.id, "status": reply.status})
+                logger.warning("replica %s (%s) answered %s", replica.id, replica.url, reply.status)
                 return None
             self._suspended.pop(replica.url, None)
             return ReplicaAnswer(
-                status=response.status_code,
-                body=response.content,
-                content_type=response.headers.get("content-type", "application/json"),
-                route=route,
-                replica=replica,
+                status=reply.status, body=reply.body, content_type=reply.content_type, route=route, replica=replica
             )
         return None
 
-    def _failed(self, replica: Replica, attempts: list[dict[str, Any]], exc: Exception) -> None:
+    def _failed(self, replica: Replica, attempts: list[dict[str, Any]], exc: ReplicaUnreachable) -> None:
         self.replica_failures += 1
         self._suspended[replica.url] = self._clock() + self._suspend_seconds
-        attempts.append({"replica": replica.id, "error": type(exc).__name__})
+        attempts.append({"replica": replica.id, "error": exc.kind})
         logger.warning("replica %s (%s) failed: %r", replica.id, replica.url, exc)

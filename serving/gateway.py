@@ -16,14 +16,12 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import Any
-
-import httpx
 
 from lifecycle.deployments.routing import Deployment, Route, choose_route, request_point
 from serving.forwarding import Forwarder, NoReplicaAnswered, ReplicaAnswer
 from serving.prediction_hook import PredictionHandOver, PredictionHook, PredictionRecord
+from serving.replica_client import PooledReplicaClient, ReplicaClient
 from serving.response_cache import CachedAnswer, ResponseCache
 from serving.route_table import RouteTableFollower, RouteTableSource, ServingTable
 from serving.settings import GatewaySettings
@@ -88,12 +86,12 @@ class Gateway:
         authenticator: TokenAuthenticator,
         settings: GatewaySettings | None = None,
         on_prediction: PredictionHook | None = None,
-        transport: httpx.AsyncBaseTransport | None = None,
+        replica_client: ReplicaClient | None = None,
     ) -> None:
         self.settings = settings or GatewaySettings()
         self._source = source
         self._authenticator = authenticator
-        self._transport = transport
+        self._replica_client = replica_client
         self.routes = RouteTableFollower(source, refresh_seconds=self.settings.refresh_seconds)
         self.tokens = TokenCache(
             authenticator, ttl_seconds=self.settings.token_ttl_seconds, max_entries=self.settings.token_cache_size
@@ -105,7 +103,7 @@ class Gateway:
         )
         self.predictions = PredictionHandOver(on_prediction)
         self.counters = GatewayCounters()
-        self._client: httpx.AsyncClient | None = None
+        self._client: ReplicaClient | None = None
         self._forwarder: Forwarder | None = None
         self._shadows: set[asyncio.Task[None]] = set()
 
@@ -114,19 +112,11 @@ class Gateway:
     async def start(self) -> None:
         """Open the replica connection pool, load the first table, start following."""
         s = self.settings
-        self._client = httpx.AsyncClient(
-            transport=self._transport,
-            limits=httpx.Limits(
-                max_connections=s.max_connections,
-                max_keepalive_connections=s.max_keepalive_connections,
-                keepalive_expiry=s.keepalive_expiry_seconds,
-            ),
-            timeout=httpx.Timeout(s.replica_timeout_seconds, connect=s.connect_timeout_seconds),
-            # Replicas are on the cluster's network: no proxy from the environment.
-            trust_env=False,
-            # One client forwards every caller's calls: a cookie a replica sets must not
-            # ride along on someone else's.
-            cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
+        self._client = self._replica_client or PooledReplicaClient(
+            max_connections=s.max_connections,
+            keepalive_expiry_seconds=s.keepalive_expiry_seconds,
+            connect_timeout_seconds=s.connect_timeout_seconds,
+            replica_timeout_seconds=s.replica_timeout_seconds,
         )
         self._forwarder = Forwarder(self._client, suspend_seconds=s.replica_suspend_seconds)
         await self.routes.refresh(timeout=FIRST_TABLE_TIMEOUT_SECONDS)

@@ -20,7 +20,6 @@ class GatewaySettings:
     # A replica that takes longer than this to predict is treated as down for the call.
     replica_timeout_seconds: float = 30.0
     max_connections: int = 256
-    max_keepalive_connections: int = 128
     # Below uvicorn's own 5 s keep-alive on the replicas, so the gateway drops an idle
     # connection before the replica does and never writes into one being closed.
     keepalive_expiry_seconds: float = 4.0
@@ -50,9 +49,6 @@ class GatewaySettings:
                 "MODELGATE_GATEWAY_REPLICA_TIMEOUT_SECONDS", d.replica_timeout_seconds, minimum=0.01
             ),
             max_connections=env.integer("MODELGATE_GATEWAY_MAX_CONNECTIONS", d.max_connections, minimum=1),
-            max_keepalive_connections=env.integer(
-                "MODELGATE_GATEWAY_MAX_KEEPALIVE_CONNECTIONS", d.max_keepalive_connections, minimum=0
-            ),
             keepalive_expiry_seconds=env.number(
                 "MODELGATE_GATEWAY_KEEPALIVE_EXPIRY_SECONDS", d.keepalive_expiry_seconds, minimum=0
             ),

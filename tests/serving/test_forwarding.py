@@ -1,18 +1,21 @@
-"""Forwarding without replicas (no services): which replica is tried when, on a mock
-transport that fails the way real ones do. The same behaviour against MLflow's servers
-is in test_gateway.py."""
+"""Forwarding without replicas (no services): which replica is tried when, on a replica
+client that fails the way the real one does. The same behaviour against MLflow's servers
+is in test_gateway.py; the real client against a real HTTP server is at the end."""
 
 from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable, Mapping
+from urllib.parse import urlsplit
 
-import httpx
 import pytest
+from aiohttp import web
 
 from lifecycle.deployments.routing import Deployment, Replica, Route
 from serving.forwarding import Forwarder, NoReplicaAnswered
 from serving.gateway import Gateway
+from serving.replica_client import PooledReplicaClient, ReplicaDropped, ReplicaReply, ReplicaUnreachable
 from serving.route_table import static_source
 from serving.settings import GatewaySettings
 from serving.tokens import Principal
@@ -29,32 +32,51 @@ CANARY = Route(version=2, weight=0.5, mode="canary", replicas=replicas(20, "c0")
 DEPLOYMENT = Deployment(id=1, model="m", name="production", routes=(PRIMARY, CANARY), default=True)
 
 
+def _reply(status: int, payload: object) -> ReplicaReply:
+    return ReplicaReply(status=status, body=json.dumps(payload).encode(), content_type="application/json")
+
+
 class Replicas:
-    """A mock transport: each host answers as told ("ok", a status, "refuse", "drop")."""
+    """Replicas that answer as told per host ("ok", a status, "refuse", "drop", "drop-once")."""
 
     def __init__(self, **behaviour: object) -> None:
         self.behaviour = behaviour
         self.calls: list[str] = []
         self.dropped_once: set[str] = set()
 
-    def __call__(self, request: httpx.Request) -> httpx.Response:
-        host = request.url.host
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> ReplicaReply:
+        host = urlsplit(url).hostname or ""
         self.calls.append(host)
         how = self.behaviour.get(host, "ok")
         if how == "refuse":
-            raise httpx.ConnectError("connection refused", request=request)
+            raise ReplicaUnreachable("connection refused")
         if how == "drop" or (how == "drop-once" and host not in self.dropped_once):
             self.dropped_once.add(host)
-            raise httpx.RemoteProtocolError("server disconnected without sending a response", request=request)
+            raise ReplicaDropped("server disconnected without sending a response")
         if isinstance(how, int):
-            return httpx.Response(how, json={"error_code": "X"})
-        return httpx.Response(200, json={"predictions": [host]}, headers={"Set-Cookie": f"replica={host}"})
+            return _reply(how, {"error_code": "X"})
+        return _reply(200, {"predictions": [host]})
+
+    async def aclose(self) -> None:
+        pass
 
 
-def forward(transport: Replicas, route: Route, point: float, forwarder: Forwarder | None = None):
+class Answering:
+    """Every replica answers through ``handler(host, headers)``."""
+
+    def __init__(self, handler: Callable[[str, Mapping[str, str]], Awaitable[ReplicaReply]]) -> None:
+        self.handler = handler
+
+    async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> ReplicaReply:
+        return await self.handler(urlsplit(url).hostname or "", headers)
+
+    async def aclose(self) -> None:
+        pass
+
+
+def forward(replicas: Replicas, route: Route, point: float, forwarder: Forwarder | None = None):
     async def go():
-        async with httpx.AsyncClient(transport=httpx.MockTransport(transport)) as client:
-            return await (forwarder or Forwarder(client)).forward(DEPLOYMENT, route, point, BODY, {})
+        return await (forwarder or Forwarder(replicas)).forward(DEPLOYMENT, route, point, BODY, {})
 
     return asyncio.run(go())
 
@@ -96,9 +118,9 @@ def test_nothing_answering_lists_every_attempt():
         forward(transport, CANARY, 0.7)
     # The canary's replica, then the primary's from the one the point picks (p1).
     assert failed.value.attempts == [
-        {"replica": 20, "error": "ConnectError"},
+        {"replica": 20, "error": "refused"},
         {"replica": 11, "status": 502},
-        {"replica": 10, "error": "ConnectError"},
+        {"replica": 10, "error": "refused"},
     ]
 
 
@@ -107,62 +129,15 @@ def test_a_replica_that_refused_is_tried_last_for_a_while():
     now = [0.0]
 
     async def go():
-        async with httpx.AsyncClient(transport=httpx.MockTransport(transport)) as client:
-            forwarder = Forwarder(client, suspend_seconds=5, clock=lambda: now[0])
-            await forwarder.forward(DEPLOYMENT, PRIMARY, 0.1, BODY, {})
-            await forwarder.forward(DEPLOYMENT, PRIMARY, 0.1, BODY, {})
-            now[0] = 6.0
-            await forwarder.forward(DEPLOYMENT, PRIMARY, 0.1, BODY, {})
+        forwarder = Forwarder(transport, suspend_seconds=5, clock=lambda: now[0])
+        await forwarder.forward(DEPLOYMENT, PRIMARY, 0.1, BODY, {})
+        await forwarder.forward(DEPLOYMENT, PRIMARY, 0.1, BODY, {})
+        now[0] = 6.0
+        await forwarder.forward(DEPLOYMENT, PRIMARY, 0.1, BODY, {})
 
     asyncio.run(go())
     # Refused, then skipped while suspended, then tried again once the time is up.
     assert transport.calls == ["p0", "p1", "p1", "p0", "p1"]
-
-
-def test_a_cookie_one_replica_sets_is_not_sent_on_later_calls():
-    seen: list[str | None] = []
-
-    def replica(request: httpx.Request) -> httpx.Response:
-        seen.append(request.headers.get("cookie"))
-        return httpx.Response(200, json={"predictions": [1]}, headers={"Set-Cookie": "session=caller-a"})
-
-    document = {
-        "revision": 1,
-        "deployments": [
-            {
-                "id": 1,
-                "model": "m",
-                "default": True,
-                "routes": [
-                    {"version": 1, "weight": 1.0, "mode": "primary", "replicas": [{"id": 1, "url": "http://r"}]}
-                ],
-            }
-        ],
-    }
-
-    async def serve(token: str) -> Principal:
-        return Principal("t", 1, frozenset({"serve"}))
-
-    async def go():
-        gateway = Gateway(
-            source=static_source(document),
-            authenticator=serve,
-            settings=GatewaySettings(),
-            transport=httpx.MockTransport(replica),
-        )
-        async with gateway.running():
-            for _ in range(2):
-
-                async def body() -> bytes:
-                    return BODY
-
-                answer = await gateway.invoke(
-                    model="m", deployment_id=None, headers={"authorization": "Bearer x"}, read_body=body
-                )
-                assert (answer.status, json.loads(answer.body)) == (200, {"predictions": [1]})
-
-    asyncio.run(go())
-    assert seen == [None, None]
 
 
 def _document(*routes: dict) -> dict:
@@ -185,18 +160,18 @@ def test_shadow_copies_beyond_the_bound_are_dropped_and_counted_not_queued():
     release = asyncio.Event()
     shadow_calls: list[str] = []
 
-    async def replicas_answer(request: httpx.Request) -> httpx.Response:
-        if request.url.host == "shadow":
-            shadow_calls.append(request.headers["x-request-id"])
+    async def replicas_answer(host: str, headers: Mapping[str, str]) -> ReplicaReply:
+        if host == "shadow":
+            shadow_calls.append(headers["X-Request-Id"])
             await release.wait()  # a shadow that hangs
-        return httpx.Response(200, json={"predictions": [request.url.host]})
+        return _reply(200, {"predictions": [host]})
 
     async def go():
         gateway = Gateway(
             source=static_source(_document(_route(1, 1.0, "primary", "live"), _route(2, 0.0, "shadow", "shadow"))),
             authenticator=_serve_everyone,
             settings=GatewaySettings(shadow_concurrency=2),
-            transport=httpx.MockTransport(replicas_answer),
+            replica_client=Answering(replicas_answer),
         )
         async with gateway.running():
             for i in range(5):
@@ -230,7 +205,7 @@ def test_an_async_prediction_hook_runs_after_the_answer_without_holding_it():
             source=static_source(_document(_route(1, 1.0, "primary", "live"))),
             authenticator=_serve_everyone,
             on_prediction=slow_hook,
-            transport=httpx.MockTransport(lambda request: httpx.Response(200, json={"predictions": [1]})),
+            replica_client=Replicas(),
         )
         async with gateway.running():
             answer = await gateway.invoke(
@@ -253,3 +228,124 @@ def test_an_async_prediction_hook_runs_after_the_answer_without_holding_it():
         200,
         BODY,
     )
+
+
+# --- the real client against a real HTTP server on loopback ----------------------------
+
+
+async def _serving(handler: Callable[[web.Request], Awaitable[web.StreamResponse]]) -> tuple[web.AppRunner, str]:
+    app = web.Application()
+    app.router.add_post("/invocations", handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    return runner, f"http://127.0.0.1:{port}"
+
+
+def _client(**overrides: float) -> PooledReplicaClient:
+    options = {
+        "max_connections": 8,
+        "keepalive_expiry_seconds": 4.0,
+        "connect_timeout_seconds": 1.0,
+        "replica_timeout_seconds": 5.0,
+        **overrides,
+    }
+    return PooledReplicaClient(**options)
+
+
+def test_a_cookie_one_replica_sets_is_not_sent_on_later_calls():
+    seen: list[str | None] = []
+
+    async def replica(request: web.Request) -> web.Response:
+        seen.append(request.headers.get("Cookie"))
+        response = web.json_response({"predictions": [1]})
+        response.set_cookie("session", "caller-a")
+        return response
+
+    async def go():
+        runner, url = await _serving(replica)
+        document = _document({"version": 1, "weight": 1.0, "mode": "primary", "replicas": [{"id": 1, "url": url}]})
+        gateway = Gateway(source=static_source(document), authenticator=_serve_everyone, settings=GatewaySettings())
+        try:
+            async with gateway.running():
+                for _ in range(2):
+                    answer = await gateway.invoke(
+                        model="m", deployment_id=None, headers={"authorization": "Bearer x"}, read_body=_body
+                    )
+                    assert (answer.status, json.loads(answer.body)) == (200, {"predictions": [1]})
+        finally:
+            await runner.cleanup()
+
+    asyncio.run(go())
+    assert seen == [None, None]
+
+
+def test_the_real_client_passes_body_headers_and_status_through():
+    async def replica(request: web.Request) -> web.Response:
+        body = await request.read()
+        return web.Response(
+            status=400,
+            body=json.dumps({"echo": body.decode(), "id": request.headers["X-Request-Id"]}).encode(),
+            content_type="application/json",
+        )
+
+    async def go():
+        runner, url = await _serving(replica)
+        client = _client()
+        try:
+            return await client.post(url + "/invocations", BODY, {"X-Request-Id": "r-1"})
+        finally:
+            await client.aclose()
+            await runner.cleanup()
+
+    reply = asyncio.run(go())
+    assert reply.status == 400
+    assert reply.content_type.startswith("application/json")
+    assert json.loads(reply.body) == {"echo": BODY.decode(), "id": "r-1"}
+
+
+def test_the_real_client_names_a_refused_connection_and_a_timeout():
+    async def slow(request: web.Request) -> web.Response:
+        await asyncio.sleep(2)
+        return web.json_response({"predictions": [1]})
+
+    async def go():
+        runner, url = await _serving(slow)
+        client = _client(replica_timeout_seconds=0.2)
+        try:
+            with pytest.raises(ReplicaUnreachable) as timed_out:
+                await client.post(url + "/invocations", BODY, {})
+            port = runner.addresses[0][1]
+            await runner.cleanup()
+            with pytest.raises(ReplicaUnreachable) as refused:
+                await client.post(f"http://127.0.0.1:{port}/invocations", BODY, {})
+        finally:
+            await client.aclose()
+        return timed_out.value, refused.value
+
+    timed_out, refused = asyncio.run(go())
+    assert (timed_out.kind, refused.kind) == ("timeout", "refused")
+    assert not isinstance(refused, ReplicaDropped)
+
+
+def test_the_real_client_names_a_connection_closed_without_an_answer_a_drop():
+    async def closing(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.close()
+
+    async def go():
+        server = await asyncio.start_server(closing, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        client = _client()
+        try:
+            with pytest.raises(ReplicaDropped) as dropped:
+                await client.post(f"http://127.0.0.1:{port}/invocations", BODY, {})
+        finally:
+            await client.aclose()
+            server.close()
+            await server.wait_closed()
+        return dropped.value
+
+    assert asyncio.run(go()).kind == "dropped"
