@@ -1,7 +1,7 @@
 """The serving gateway as an ASGI app (Starlette)::
 
     POST /serve/{model}/invocations                 the model's default deployment
-    POST /serve/{model}/{deployment}/invocations    a deployment by id
+    POST /serve/{model}/{deployment}/invocations    a deployment by id or by name
     GET  /serve/-/health                            {"status": "ok", "revision": N, "deployments": K}
 
 ``create_app`` takes the route table source, the token check and the prediction hook, so
@@ -58,9 +58,12 @@ def create_app(
         async def read_body() -> bytes:
             return await _read_body(request, max_body)
 
+        deployment = request.path_params.get("deployment")
         answer = await gateway.invoke(
             model=request.path_params["model"],
-            deployment_id=request.path_params.get("deployment"),
+            # A deployment is named by its id or its name (a name is never all digits).
+            deployment_id=int(deployment) if deployment is not None and deployment.isdigit() else None,
+            deployment_name=deployment if deployment is not None and not deployment.isdigit() else None,
             headers=request.headers,
             read_body=read_body,
         )
@@ -84,7 +87,7 @@ def create_app(
         routes=[
             Route("/serve/-/health", health, methods=["GET"]),
             Route("/serve/{model}/invocations", invocations, methods=["POST"]),
-            Route("/serve/{model}/{deployment:int}/invocations", invocations, methods=["POST"]),
+            Route("/serve/{model}/{deployment}/invocations", invocations, methods=["POST"]),
         ],
         exception_handlers={HTTPException: http_error},
         lifespan=lifespan,

@@ -166,6 +166,7 @@ class Gateway:
         deployment_id: int | None,
         headers: Mapping[str, str],
         read_body: Callable[[], Awaitable[bytes]],
+        deployment_name: str | None = None,
     ) -> Answer:
         """Answer one scoring call; ``headers`` has lower-case names."""
         started = time.perf_counter()
@@ -186,9 +187,9 @@ class Gateway:
                 raise GatewayError(
                     503, "unavailable", "no route table has been loaded yet", headers={"Retry-After": "1"}
                 )
-            deployment = table.routes.deployment_for(model, deployment_id)
+            deployment = table.routes.deployment_for(model, deployment_id, name=deployment_name)
             if deployment is None:
-                raise GatewayError(404, "not_found", _not_found_message(model, deployment_id))
+                raise GatewayError(404, "not_found", _not_found_message(model, deployment_id or deployment_name))
         except GatewayError as error:
             self._count(error.status)
             answer = error.answer()
@@ -319,10 +320,10 @@ class Gateway:
             self.counters.refused += 1
 
 
-def _not_found_message(model: str, deployment_id: int | None) -> str:
+def _not_found_message(model: str, deployment_id: int | str | None) -> str:
     if deployment_id is None:
         return f"no deployment serves model {model!r} (unknown, or several and none is the default)"
-    return f"model {model!r} has no deployment {deployment_id}"
+    return f"model {model!r} has no deployment {deployment_id!r}"
 
 
 def _check_content_type(content_type: str | None) -> None:

@@ -90,11 +90,15 @@ class RouteTable:
         for deployment in self.deployments:
             self._by_model.setdefault(deployment.model, []).append(deployment)
 
-    def deployment_for(self, model: str, deployment_id: int | None = None) -> Deployment | None:
-        """The named deployment of the model, or its default one (else its only one)."""
+    def deployment_for(
+        self, model: str, deployment_id: int | None = None, *, name: str | None = None
+    ) -> Deployment | None:
+        """The model's deployment with that id or name, or its default one (else its only one)."""
         candidates = self._by_model.get(model, [])
         if deployment_id is not None:
             return next((d for d in candidates if d.id == deployment_id), None)
+        if name is not None:
+            return next((d for d in candidates if d.name == name), None)
         default = [d for d in candidates if d.default]
         if default:
             return default[0]

@@ -187,6 +187,12 @@ def deployment_create(
         )
     if not 1 <= replicas <= MAX_REPLICAS:
         raise InvalidInput(f"replicas must be between 1 and {MAX_REPLICAS}", details={"replicas": "out of range"})
+    if name.isdigit():
+        # The gateway takes /serve/{model}/{id or name}/: a name of digits would read as an id.
+        raise InvalidInput(
+            f"a deployment name cannot be all digits ({name!r}); it would read as a deployment id",
+            details={"name": "all digits"},
+        )
     if version is not None and alias is not None:
         raise InvalidInput("give a version or an alias, not both", details={"alias": "conflicts with version"})
     if alias is not None:

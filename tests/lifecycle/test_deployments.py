@@ -118,6 +118,13 @@ def test_a_model_without_production_needs_a_version_named(owner, fraud_model):
     assert "version" in response.json()["error"]["details"]
 
 
+def test_a_deployment_name_of_digits_is_refused_as_it_would_read_as_an_id(owner, fraud_model, champion):
+    response = owner.client.post(f"/api/v1/models/{fraud_model.name}/deployments/", {"name": "42"}, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"]["details"] == {"name": "all digits"}
+    assert Deployment.objects.count() == 0
+
+
 def test_a_second_deployment_of_the_same_name_is_a_conflict_and_nothing_changes(owner, fraud_model, champion):
     deploy(owner, fraud_model)
     response = owner.client.post(f"/api/v1/models/{fraud_model.name}/deployments/", {}, format="json")

@@ -298,13 +298,18 @@ def test_no_replica_up_is_a_503_with_retry_after(replicas, gateway_factory):
     assert max(len(a.json()["error"]["details"]["attempts"]) for a in answers) == 3
 
 
-def test_unknown_models_and_deployments_are_404(replicas, gateway_factory):
+def test_a_deployment_is_named_by_id_or_name_and_unknown_ones_are_404(replicas, gateway_factory):
     server = gateway_factory(table(1, route(1, 1.0, "primary", [replicas["v1a"]], replicas.signature)))
     with httpx.Client(timeout=30) as client:
         assert post(client, server.invocations("no-such-model"), split_payload([SETOSA])).status_code == 404
         assert post(client, f"{server.url}/serve/iris/99/invocations", split_payload([SETOSA])).status_code == 404
         by_id = post(client, f"{server.url}/serve/iris/7/invocations", split_payload([SETOSA]))
         assert by_id.status_code == 200 and by_id.headers["X-ModelGate-Deployment"] == "7"
+        by_name = post(client, f"{server.url}/serve/iris/production/invocations", split_payload([SETOSA]))
+        assert by_name.status_code == 200 and by_name.headers["X-ModelGate-Deployment"] == "7"
+        unknown_name = post(client, f"{server.url}/serve/iris/staging/invocations", split_payload([SETOSA]))
+        assert unknown_name.status_code == 404
+        assert unknown_name.json()["error"]["message"] == "model 'iris' has no deployment 'staging'"
         wrong_path = client.get(f"{server.url}/serve/iris/7/predict")
     assert wrong_path.status_code == 404 and wrong_path.json()["error"]["code"] == "not_found"
 
