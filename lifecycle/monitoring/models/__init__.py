@@ -1,0 +1,4 @@
+"""Models of the monitoring stage, one module per part (``predictions``: the prediction
+log's storage notes)."""
+
+from lifecycle.monitoring.models import predictions  # noqa: F401
