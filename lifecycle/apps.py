@@ -15,6 +15,7 @@ class LifecycleConfig(AppConfig):
         from lifecycle.governance.signals import canary_start_wanted, evaluation_wanted, production_changed
         from lifecycle.jobs.choices import JobKind
         from lifecycle.jobs.outcomes import job_outcome_handler_register
+        from lifecycle.monitoring.services.predictions import on_policy_changed
         from lifecycle.training.services import training_outcome_apply
         from registry.signals import registry_changed
 
@@ -26,3 +27,4 @@ class LifecycleConfig(AppConfig):
         job_outcome_handler_register(kinds=(JobKind.DEPLOY,), handler=replica_outcome_apply)
         production_changed.connect(on_production_changed, dispatch_uid="lifecycle.deployments.primary")
         canary_start_wanted.connect(canary_started_at, dispatch_uid="lifecycle.deployments.canary_start")
+        registry_changed.connect(on_policy_changed, dispatch_uid="lifecycle.monitoring.pii_policy")

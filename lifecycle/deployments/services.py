@@ -177,8 +177,10 @@ def deployment_create(
     replicas: int = 1,
     resources: dict[str, Any] | None = None,
     cache: bool = False,
+    log_sample_rate: float = 1.0,
 ) -> Deployment:
-    """Serve a version (the production one unless ``version`` or ``alias`` names another)."""
+    """Serve a version (the production one unless ``version`` or ``alias`` names another);
+    ``log_sample_rate`` of its calls go to the prediction log."""
     require_role(actor, model.team, Role.DEVELOPER, action="deploying a model")
     if target not in DeploymentTarget.values:
         raise InvalidInput(
@@ -187,6 +189,10 @@ def deployment_create(
         )
     if not 1 <= replicas <= MAX_REPLICAS:
         raise InvalidInput(f"replicas must be between 1 and {MAX_REPLICAS}", details={"replicas": "out of range"})
+    if not 0.0 <= log_sample_rate <= 1.0:
+        raise InvalidInput(
+            "log_sample_rate must be between 0 and 1", details={"log_sample_rate": "not between 0 and 1"}
+        )
     if version is not None and alias is not None:
         raise InvalidInput("give a version or an alias, not both", details={"alias": "conflicts with version"})
     if alias is not None:
@@ -210,6 +216,7 @@ def deployment_create(
             follows_production=(version is None and alias is None) or alias == "champion",
             is_default=not running.filter(is_default=True).exists(),
             cache=cache,
+            log_sample_rate=log_sample_rate,
             created_by=actor,
         )
         Route.objects.create(
