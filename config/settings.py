@@ -240,6 +240,7 @@ CELERY_IMPORTS = (
     "lifecycle.jobs.worker",
     "lifecycle.training.tasks",
     "lifecycle.deployments.tasks",
+    "lifecycle.monitoring.tasks",
 )
 # Every periodic schedule of the platform, in one place.
 CELERY_BEAT_SCHEDULE = {
@@ -264,11 +265,22 @@ CELERY_BEAT_SCHEDULE = {
         "task": "lifecycle.reconcile_deployments",
         "schedule": timedelta(seconds=env.integer("MODELGATE_DEPLOYMENT_RECONCILE_SECONDS", 10, minimum=1)),
     },
+    "lifecycle.monitor_deployments": {
+        "task": "lifecycle.monitor_deployments",
+        "schedule": timedelta(seconds=env.integer("MODELGATE_MONITOR_SECONDS", 60, minimum=1)),
+    },
     "registry.purge_idempotency_keys": {
         "task": "registry.purge_idempotency_keys",
         "schedule": crontab(minute=17),
     },
 }
+
+# --- Monitoring: drift and monitor rules -------------------------------------------
+# Windows are aligned on multiples of this many seconds; a pass (every
+# MODELGATE_MONITOR_SECONDS) stores each ended window of every served version, going back
+# at most MODELGATE_MONITOR_LOOKBACK_WINDOWS windows.
+MODELGATE_MONITOR_WINDOW_SECONDS = env.integer("MODELGATE_MONITOR_WINDOW_SECONDS", 300, minimum=1)
+MODELGATE_MONITOR_LOOKBACK_WINDOWS = env.integer("MODELGATE_MONITOR_LOOKBACK_WINDOWS", 12, minimum=1)
 
 # --- Jobs and workers ---------------------------------------------------------------
 MODELGATE_SCHEDULER_STRATEGY = env.string("MODELGATE_SCHEDULER_STRATEGY", "least_loaded")

@@ -45,7 +45,20 @@ KS_SCIPY_MAX_ROWS = 10_000
 
 # Columns of the prediction log that describe the call, not the model's input.
 LOG_COLUMNS = frozenset(
-    {"request_id", "deployment_id", "version", "ts", "latency_ms", "status", PREDICTION, "label", "error"}
+    {
+        "request_id",
+        "row",
+        "deployment_id",
+        "version",
+        "mode",
+        "source",
+        "ts",
+        "latency_ms",
+        "status",
+        PREDICTION,
+        "label",
+        "error",
+    }
 )
 
 STATISTICS: tuple[str, ...] = (

@@ -224,6 +224,10 @@ _RULE_SPECS: dict[str, tuple[type[BaseRule], dict[str, _Field]]] = {
 
 RULE_TYPES: tuple[str, ...] = tuple(_RULE_SPECS)
 
+# Keys of a policy that a later stage validates (the monitoring stage's "monitors" list,
+# through the validator it installs); the gates pass them by.
+LATER_STAGE_KEYS: tuple[str, ...] = ("monitors",)
+
 
 def _parse_rule(raw: object, path: str, errors: _Errors) -> Rule | None:
     if not isinstance(raw, Mapping):
@@ -283,7 +287,7 @@ def parse_policy(raw: object) -> Policy:
         errors.add("policy", f"a policy must be an object with a 'rules' list, {_got(raw)}")
         raise PolicyError(errors.items)
     for key in raw:
-        if key not in ("rules", "pii"):
+        if key not in ("rules", "pii") and key not in LATER_STAGE_KEYS:
             hint = _suggest(key, ["rules", "pii"])
             errors.add(str(key), f"unknown key {_show(key)}; a policy may only contain 'rules' and 'pii'{hint}")
     pii = _parse_pii(raw.get("pii", []), errors)

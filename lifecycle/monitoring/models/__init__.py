@@ -2,3 +2,4 @@
 log's storage notes)."""
 
 from lifecycle.monitoring.models import predictions  # noqa: F401
+from lifecycle.monitoring.models.alerts import Alert, DriftResult, MonitorWindow, ReferenceProfile  # noqa: F401
