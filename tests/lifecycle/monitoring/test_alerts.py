@@ -323,3 +323,66 @@ def test_a_good_monitor_rule_is_stored_in_canonical_form_and_gates_still_apply(a
     ]
     low = version_create(model=fraud_model, stage=Stage.EVALUATION, metrics={"f1": 0.5})
     assert transition_request(version=low, to=Stage.STAGING, reason="try", actor=owner.user).status == "blocked"
+
+
+# --- the periodic pass, over the prediction log ----------------------------------------
+
+
+def test_the_periodic_pass_reads_the_log_fires_once_and_rolls_back_once(
+    settings, tmp_path, owner, approver, fraud_model, two_productions, cancer
+):
+    from lifecycle.deployments.models import Route
+    from lifecycle.monitoring.services.runs import monitoring_pass
+    from lifecycle.monitoring.services.windows import window_floor
+
+    settings.MODELGATE_PREDICTION_LOG_ROOT = str(tmp_path / "prediction-log")
+    settings.MODELGATE_MONITOR_WINDOW_SECONDS = 300
+    monitored(fraud_model, approver, owner, ROLLBACK_ON_DRIFT)
+    v1, v2 = two_productions
+    body = owner.client.post(f"/api/v1/models/{fraud_model.name}/deployments/", {}, format="json").json()
+    base = window_floor(datetime.now(UTC) - timedelta(minutes=40), STEP)
+    Route.objects.filter(deployment_id=body["id"]).update(started_at=base - STEP)
+    records = []
+    for k in range(3):
+        frame = frame_of(cancer, rows=120, scale=1.5, seed=k)
+        features = frame.drop(
+            columns=[
+                "request_id",
+                "row",
+                "deployment_id",
+                "version",
+                "mode",
+                "source",
+                "ts",
+                "latency_ms",
+                "status",
+                "prediction",
+                "label",
+            ]
+        )
+        for i, row in enumerate(features.to_dict(orient="records")):
+            records.append(
+                {
+                    "request_id": f"w{k}-{i}",
+                    "version": 2,
+                    "deployment_id": body["id"],
+                    "ts": (base + k * STEP + timedelta(seconds=i)).isoformat(),
+                    "latency_ms": 4.0,
+                    "inputs": {"dataframe_records": [row]},
+                    "outputs": {"predictions": [int(frame["prediction"][i])]},
+                }
+            )
+    posted = owner.client.post(f"/api/v1/models/{fraud_model.name}/predictions/", records, format="json")
+    assert posted.status_code == 202, posted.json()
+
+    report = monitoring_pass(now=base + 3 * STEP + timedelta(seconds=1))
+
+    windows = MonitorWindow.objects.filter(version=v2, deployment_id=body["id"]).order_by("start")
+    assert [w.rows for w in windows] == [0, 120, 120, 120]
+    (alert,) = Alert.objects.all()
+    assert report.alerts == [alert.pk] and report.actions == {alert.pk: ActionState.DONE}
+    assert list(ModelVersion.objects.filter(model=fraud_model, stage=Stage.PRODUCTION)) == [v1]
+    # The same windows again: nothing new is stored, nothing fires, nothing acts.
+    again = monitoring_pass(now=base + 3 * STEP + timedelta(seconds=2))
+    assert (again.windows, again.alerts, again.actions) == (0, [], {})
+    assert Transition.objects.filter(kind="rollback").count() == 1
