@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("modelgate_log_request_id", default=None)
+# The attribute of an HTTP request that holds its id (set by the request id middleware).
+REQUEST_ATTRIBUTE = "modelgate_request_id"
 
 # Attributes every LogRecord has; anything else was passed in ``extra=`` and is kept.
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "taskName"}
@@ -24,15 +26,20 @@ class JsonFormatter(logging.Formatter):
     """``{"ts", "level", "logger", "message", "request_id", ...extra, "exc_info"?}``"""
 
     def format(self, record: logging.LogRecord) -> str:
+        # Django logs a failed request after its middleware has finished, with the
+        # request attached: its id is then read from the request.
+        request = getattr(record, "request", None)
         event: dict[str, Any] = {
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
             "message": record.getMessage(),
-            "request_id": getattr(record, "request_id", None) or request_id.get(),
+            "request_id": getattr(record, "request_id", None)
+            or getattr(request, REQUEST_ATTRIBUTE, None)
+            or request_id.get(),
         }
         for key, value in vars(record).items():
-            if key not in _STANDARD and key not in event:
+            if key not in _STANDARD and key not in event and key != "request":
                 event[key] = value
         if record.exc_info:
             event["exc_info"] = self.formatException(record.exc_info)

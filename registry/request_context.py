@@ -49,6 +49,7 @@ class RequestIdMiddleware:
         token = _current.set(RequestContext(request_id=request_id))
         # Every log line written while serving the request names it.
         log_token = logs.request_id.set(request_id)
+        setattr(request, logs.REQUEST_ATTRIBUTE, request_id)
         try:
             response = self.get_response(request)
         finally:

@@ -3,6 +3,7 @@
     POST /serve/{model}/invocations                 the model's default deployment
     POST /serve/{model}/{deployment}/invocations    a deployment by id
     GET  /serve/-/health                            {"status": "ok", "revision": N, "deployments": K}
+    GET  /metrics                                   Prometheus metrics
 
 ``create_app`` takes the route table source, the token check and the prediction hook, so
 tests and benchmarks give their own. ``uvicorn serving.app:app`` serves the production
@@ -15,9 +16,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -25,6 +28,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from serving.gateway import Answer, Gateway, GatewayError, error_body
+from serving.metrics import GatewayMetrics
 from serving.prediction_hook import PredictionHook
 from serving.route_table import RouteTableSource
 from serving.settings import GatewaySettings
@@ -57,19 +61,37 @@ def create_app(
         on_prediction=on_prediction,
         **gateway_options,
     )
+    attach = getattr(on_prediction, "attach", None)
+    if attach is not None:
+        attach(gateway)
+    metrics = GatewayMetrics(gateway, on_prediction)
     max_body = gateway.settings.max_body_bytes
 
     async def invocations(request: Request) -> Response:
+        started = time.perf_counter()
+
         async def read_body() -> bytes:
             return await _read_body(request, max_body)
 
+        model = request.path_params["model"]
         answer = await gateway.invoke(
-            model=request.path_params["model"],
+            model=model,
             deployment_id=request.path_params.get("deployment"),
             headers=request.headers,
             read_body=read_body,
         )
+        headers = answer.headers
+        metrics.observe(
+            model=model if "X-ModelGate-Deployment" in headers else None,
+            version=headers.get("X-ModelGate-Version"),
+            route=headers.get("X-ModelGate-Route"),
+            status=answer.status,
+            seconds=time.perf_counter() - started,
+        )
         return _response(answer)
+
+    async def prometheus(request: Request) -> Response:
+        return Response(generate_latest(metrics.registry), 200, media_type=CONTENT_TYPE_LATEST)
 
     async def health(request: Request) -> Response:
         return _response(gateway.health())
@@ -88,6 +110,7 @@ def create_app(
     app = Starlette(
         routes=[
             Route("/serve/-/health", health, methods=["GET"]),
+            Route("/metrics", prometheus, methods=["GET"]),
             Route("/serve/{model}/invocations", invocations, methods=["POST"]),
             Route("/serve/{model}/{deployment:int}/invocations", invocations, methods=["POST"]),
         ],
@@ -95,6 +118,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.gateway = gateway
+    app.state.metrics = metrics
     return app
 
 
@@ -124,7 +148,9 @@ def production_app() -> Starlette:
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     django.setup()
-    return create_app()
+    from serving.prediction_logging import prediction_log_hook_from_settings
+
+    return create_app(on_prediction=prediction_log_hook_from_settings())
 
 
 _production: Starlette | None = None
