@@ -51,3 +51,13 @@ def drift_windows(
     if deployment_id is not None:
         qs = qs.filter(deployment_id=deployment_id)
     return qs
+
+
+def monitored_versions(*, model: RegisteredModel) -> list[int]:
+    """The model's version numbers that have stored windows, newest first."""
+    return list(
+        MonitorWindow.objects.filter(model=model)
+        .order_by("-version__version")
+        .values_list("version__version", flat=True)
+        .distinct()
+    )
