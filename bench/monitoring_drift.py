@@ -134,14 +134,16 @@ def drift_bench(*, rows: int, reference_rows: int, features: int) -> dict[str, A
     return {"modelgate": ours, "evidently": theirs, "ratio": time_ratio}
 
 
-def main() -> None:
+def main() -> int:
+    """0 when the target is met, 1 otherwise (``bench/monitoring.py`` runs this as its drift section)."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--reference-rows", type=int, default=100_000)
     parser.add_argument("--features", type=int, default=30)
     args = parser.parse_args()
-    drift_bench(rows=args.rows, reference_rows=args.reference_rows, features=args.features)
+    figures = drift_bench(rows=args.rows, reference_rows=args.reference_rows, features=args.features)
+    return 0 if TARGET_TIME.met(figures["ratio"]) else 1
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
