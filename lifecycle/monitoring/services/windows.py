@@ -110,7 +110,7 @@ def window_record(
     reference = reference_profile_of_version(version=version)
     drift = None
     if reference is not None and len(frame):
-        served = frame[_status_failed(frame["status"]) == 0] if "status" in frame else frame
+        served = frame[~_status_failed(frame["status"])] if "status" in frame else frame
         if PREDICTION in served:
             served = served.assign(**{PREDICTION: _answers(served[PREDICTION])})
         drift = window_drift(reference[1], served)
@@ -148,7 +148,7 @@ def _drift_fields(values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def monitored_routes(*, now: datetime | None = None) -> list[Route]:
+def monitored_routes() -> list[Route]:
     """The primary and canary routes of every running deployment: what monitors watch."""
     return list(
         Route.objects.filter(mode__in=[RouteMode.PRIMARY, RouteMode.CANARY])
