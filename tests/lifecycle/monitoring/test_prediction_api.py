@@ -188,3 +188,12 @@ def test_the_log_is_read_from_s3_as_from_a_directory(live_services, settings, ow
     frame = prediction_window(model=pii_model, version=1, start=NOW - timedelta(hours=1), end=NOW)
     assert frame["request_id"].tolist() == ["req-1-0", "req-1-1", "req-1-2"]
     assert all(value.startswith("pii:") for value in frame["email"])
+
+
+def test_a_store_that_cannot_be_written_is_a_503_and_nothing_half_written(owner, fraud_model, settings, tmp_path):
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the log's directory should be")
+    settings.MODELGATE_PREDICTION_LOG_ROOT = str(blocker / "log")
+    answer = owner.client.post("/api/v1/models/fraud-detector/predictions/", _records(2), format="json")
+    assert answer.status_code == 503
+    assert answer.json()["error"]["details"]["dependency"] == "artifacts"
