@@ -55,6 +55,7 @@ def drift_plot(
     if threshold is not None:
         axes.axhline(threshold, color="#c0392b", linestyle="--", linewidth=1, label=f"threshold {threshold:g}")
     axes.set_ylabel(statistic)
+    axes.set_xlabel("window start (UTC)")
     axes.set_title(f"{statistic} per window (the {min(len(ranked), MAX_LINES)} features that drifted most)")
     if ranked:
         axes.legend(fontsize=7, loc="upper left", ncol=3)
@@ -70,6 +71,7 @@ def metrics_plot(starts: Sequence[datetime], series: Mapping[str, Sequence[float
         if points:
             axes.plot([p[0] for p in points], [p[1] for p in points], marker=".", label=name)
     axes.set_title("live metrics (labelled rows) and error rate per window")
+    axes.set_xlabel("window start (UTC)")
     if series:
         axes.legend(fontsize=7, loc="lower left", ncol=4)
     figure.autofmt_xdate()

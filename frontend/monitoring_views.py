@@ -86,9 +86,14 @@ def model_monitoring(request: HttpRequest, name: str) -> HttpResponse:
     alerts = paginate(request, monitoring_selectors.alert_list(model=model), param="alerts_page")
     versions = monitoring_selectors.monitored_versions(model=model)
     chosen = request.GET.get("version")
-    version = (
-        int(chosen) if chosen and chosen.isdigit() and int(chosen) in versions else (versions[0] if versions else None)
-    )
+    production = registry_selectors.model_production_version(model)
+    if chosen and chosen.isdigit() and int(chosen) in versions:
+        version: int | None = int(chosen)
+    elif production is not None and production.version in versions:
+        # What a person opening the page most likely wants: the version serving now.
+        version = production.version
+    else:
+        version = versions[0] if versions else None
     statistic = request.GET.get("statistic", "psi")
     if statistic not in STATISTICS_PLOTTED:
         statistic = "psi"

@@ -72,3 +72,15 @@ def test_another_teams_model_and_alert_are_not_found(outsider, alerted):
 def test_a_model_without_windows_says_so(viewer, fraud_model):
     text = client_for(viewer).get("/models/fraud-detector/monitoring/").content.decode()
     assert "No alert yet" in text and "No window computed yet" in text
+
+
+def test_the_page_opens_on_the_production_version_and_follows_the_chosen_one(viewer, fraud_model, alerted):
+    from registry.choices import Stage
+    from tests.registry.factories import version_create
+
+    candidate = version_create(model=fraud_model, stage=Stage.STAGING, metrics={"f1": 0.95})
+    stream(candidate, load_breast_cancer(as_frame=True).frame, windows=1, scale=1.0, first=5)
+    client = client_for(viewer)
+    assert '<option value="1" selected>' in client.get("/models/fraud-detector/monitoring/").content.decode()
+    chosen = client.get(f"/models/fraud-detector/monitoring/?version={candidate.version}").content.decode()
+    assert f'<option value="{candidate.version}" selected>' in chosen
