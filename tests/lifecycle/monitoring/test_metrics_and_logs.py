@@ -114,3 +114,62 @@ def test_a_multi_line_message_stays_one_line():
     record = logging.LogRecord("x", logging.ERROR, __file__, 1, "first\nsecond", (), None)
     line = JsonFormatter().format(record)
     assert "\n" not in line and json.loads(line)["message"] == "first\nsecond"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_under_gunicorn_every_worker_answers_the_sum_of_all_workers(settings, tmp_path: Path):
+    """Two gunicorn workers (the repository's gunicorn.conf.py: multiprocess mode): the
+    count of a route is the same whichever worker answers the scrape."""
+    import subprocess
+    import sys
+
+    import requests
+
+    from tests.conftest import free_port, wait_until
+
+    database = settings.DATABASES["default"]
+    url = f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}"
+    port = free_port()
+    log = tmp_path / "gunicorn.log"
+    env = {
+        **{k: v for k, v in __import__("os").environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"},
+        "DATABASE_URL": url,
+        "MODELGATE_VAR_DIR": str(tmp_path / "var"),
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+    }
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    process = subprocess.Popen(
+        [str(gunicorn), "config.wsgi:application", "--bind", f"127.0.0.1:{port}", "--workers", "2"],
+        cwd=Path(__file__).resolve().parents[3],
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_until(
+            lambda: requests.get(f"{base}/api/v1/config", timeout=2).status_code == 401,
+            timeout=60,
+            what="gunicorn",
+            process=process,
+            log=log,
+        )
+
+        def counted() -> float:
+            text = requests.get(f"{base}/metrics", timeout=10, headers={"Connection": "close"}).text
+            return sum(
+                sample.value
+                for family in text_string_to_metric_families(text)
+                for sample in family.samples
+                if sample.name == "modelgate_http_requests_total" and sample.labels["route"] == "/api/v1/config"
+            )
+
+        before = counted()
+        for _ in range(20):
+            # A fresh connection each time, so that both workers take some.
+            assert requests.get(f"{base}/api/v1/config", timeout=10, headers={"Connection": "close"}).status_code == 401
+        counts = {counted() for _ in range(6)}
+        assert counts == {before + 20}, log.read_text()[-2000:]
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
