@@ -18,6 +18,7 @@ from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 from config import env
+from config.logs import logging_config
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env.string("MODELGATE_VAR_DIR", str(BASE_DIR / "var"))).resolve()
@@ -61,6 +62,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "registry.request_context.RequestIdMiddleware",
+    "lifecycle.monitoring.api.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -193,6 +195,19 @@ MODELGATE_LOCAL_SOURCE_ROOTS = tuple(
     Path(root).expanduser().resolve()
     for root in env.string_list("MODELGATE_LOCAL_SOURCE_ROOTS", [] if MODELGATE_ENV == "production" else [str(VAR_DIR)])
 )
+# --- Prediction log (Parquet batches on the artifact store) --------------------------
+# Empty: "<MODELGATE_ARTIFACT_ROOT>/prediction-log".
+MODELGATE_PREDICTION_LOG_ROOT = env.string("MODELGATE_PREDICTION_LOG_ROOT", "")
+# Key of the hash that replaces personal data (the model policy's "pii" columns); by
+# default derived from SECRET_KEY. Changing it changes every masked value from then on.
+MODELGATE_PII_KEY = env.string("MODELGATE_PII_KEY", "")
+# Calls queued in the gateway before new ones are dropped (and counted), rows per
+# Parquet file, and the longest a call waits in the queue.
+MODELGATE_PREDICTION_LOG_CAPACITY = env.integer("MODELGATE_PREDICTION_LOG_CAPACITY", 100_000, minimum=1)
+MODELGATE_PREDICTION_LOG_BATCH_ROWS = env.integer("MODELGATE_PREDICTION_LOG_BATCH_ROWS", 5_000, minimum=1)
+MODELGATE_PREDICTION_LOG_FLUSH_SECONDS = env.number("MODELGATE_PREDICTION_LOG_FLUSH_SECONDS", 5.0, minimum=0.01)
+# Records (or labels) one batch request of the API may carry.
+MODELGATE_PREDICTION_BATCH_MAX = env.integer("MODELGATE_PREDICTION_BATCH_MAX", 10_000, minimum=1)
 # Credentials are read by boto3 itself; named here so that deployment files may set them.
 for _aws_name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "MLFLOW_S3_ENDPOINT_URL"):
     env.raw(_aws_name)
@@ -226,6 +241,7 @@ CELERY_IMPORTS = (
     "lifecycle.jobs.worker",
     "lifecycle.training.tasks",
     "lifecycle.deployments.tasks",
+    "lifecycle.monitoring.tasks",
 )
 # Every periodic schedule of the platform, in one place.
 CELERY_BEAT_SCHEDULE = {
@@ -250,11 +266,22 @@ CELERY_BEAT_SCHEDULE = {
         "task": "lifecycle.reconcile_deployments",
         "schedule": timedelta(seconds=env.integer("MODELGATE_DEPLOYMENT_RECONCILE_SECONDS", 10, minimum=1)),
     },
+    "lifecycle.monitor_deployments": {
+        "task": "lifecycle.monitor_deployments",
+        "schedule": timedelta(seconds=env.integer("MODELGATE_MONITOR_SECONDS", 60, minimum=1)),
+    },
     "registry.purge_idempotency_keys": {
         "task": "registry.purge_idempotency_keys",
         "schedule": crontab(minute=17),
     },
 }
+
+# --- Monitoring: drift and monitor rules -------------------------------------------
+# Windows are aligned on multiples of this many seconds; a pass (every
+# MODELGATE_MONITOR_SECONDS) stores each ended window of every served version, going back
+# at most MODELGATE_MONITOR_LOOKBACK_WINDOWS windows.
+MODELGATE_MONITOR_WINDOW_SECONDS = env.integer("MODELGATE_MONITOR_WINDOW_SECONDS", 300, minimum=1)
+MODELGATE_MONITOR_LOOKBACK_WINDOWS = env.integer("MODELGATE_MONITOR_LOOKBACK_WINDOWS", 12, minimum=1)
 
 # --- Jobs and workers ---------------------------------------------------------------
 MODELGATE_SCHEDULER_STRATEGY = env.string("MODELGATE_SCHEDULER_STRATEGY", "least_loaded")
@@ -310,11 +337,8 @@ MODELGATE_OUTBOX_BACKOFF_MAX_SECONDS = env.number("MODELGATE_OUTBOX_BACKOFF_MAX_
 MODELGATE_OUTBOX_MAX_ATTEMPTS = env.integer("MODELGATE_OUTBOX_MAX_ATTEMPTS", 8, minimum=1)
 MODELGATE_WEBHOOK_TIMEOUT_SECONDS = env.number("MODELGATE_WEBHOOK_TIMEOUT_SECONDS", 10.0, minimum=0.1)
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.string("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}, "botocore": {"level": "WARNING"}},
-}
+# One JSON object per line, with the request id, in production; plain lines elsewhere.
+LOG_FORMAT = env.string("LOG_FORMAT", "json" if MODELGATE_ENV == "production" else "plain")
+if LOG_FORMAT not in {"plain", "json"}:
+    raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r} must be plain or json")
+LOGGING = logging_config(log_format=LOG_FORMAT, level=env.string("LOG_LEVEL", "INFO"))

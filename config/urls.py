@@ -1,9 +1,10 @@
-"""Top-level routes: API v1, its schema and docs, the admin."""
+"""Top-level routes: API v1, its schema and docs, the admin, Prometheus' ``/metrics``."""
 
 from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from lifecycle.monitoring.api.metrics import metrics_view
 from registry.api import errors
 
 urlpatterns = [
@@ -12,6 +13,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("admin/", admin.site.urls),
+    path("metrics", metrics_view, name="metrics"),
     path("", include("frontend.urls")),
 ]
 

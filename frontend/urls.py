@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from frontend import deployment_views, job_views, views
+from frontend import deployment_views, job_views, monitoring_views, views
 
 app_name = "frontend"
 
@@ -18,6 +18,9 @@ urlpatterns = [
     path("models/", views.model_list, name="model-list"),
     path("models/<str:name>/", views.model_detail, name="model-detail"),
     path("models/<str:name>/rollback/", views.model_rollback, name="model-rollback"),
+    path("models/<str:name>/monitoring/", monitoring_views.model_monitoring, name="model-monitoring"),
+    path("alerts/<int:pk>/acknowledge/", monitoring_views.alert_acknowledge, name="alert-acknowledge"),
+    path("alerts/<int:pk>/resolve/", monitoring_views.alert_resolve, name="alert-resolve"),
     path("models/<str:name>/versions/<int:number>/", views.version_detail, name="version-detail"),
     path(
         "models/<str:name>/versions/<int:number>/transitions/",

@@ -15,10 +15,15 @@ class LifecycleConfig(AppConfig):
         from lifecycle.governance.signals import canary_start_wanted, evaluation_wanted, production_changed
         from lifecycle.jobs.choices import JobKind
         from lifecycle.jobs.outcomes import job_outcome_handler_register
+        from lifecycle.monitoring import policies as monitoring_policies
+        from lifecycle.monitoring.services.predictions import on_policy_changed
+        from lifecycle.monitoring.services.references import on_dataset_registered
         from lifecycle.training.services import training_outcome_apply
         from registry.signals import registry_changed
 
         policies.install()
+        # The policy validator the registry calls is the one that also knows monitors.
+        monitoring_policies.install()
         registry_changed.connect(receivers.on_registry_changed, dispatch_uid="lifecycle.audit")
         evaluation_wanted.connect(evaluation_needed, dispatch_uid="lifecycle.evaluation_wanted")
         job_outcome_handler_register(kinds=(JobKind.TRAIN, JobKind.RETRAIN), handler=training_outcome_apply)
@@ -26,3 +31,5 @@ class LifecycleConfig(AppConfig):
         job_outcome_handler_register(kinds=(JobKind.DEPLOY,), handler=replica_outcome_apply)
         production_changed.connect(on_production_changed, dispatch_uid="lifecycle.deployments.primary")
         canary_start_wanted.connect(canary_started_at, dispatch_uid="lifecycle.deployments.canary_start")
+        registry_changed.connect(on_policy_changed, dispatch_uid="lifecycle.monitoring.pii_policy")
+        registry_changed.connect(on_dataset_registered, dispatch_uid="lifecycle.monitoring.reference_profile")

@@ -23,4 +23,5 @@ from lifecycle.governance.models import (  # noqa: F401
     WebhookDelivery,
 )
 from lifecycle.jobs.models import Job, JobLogChunk, PoolQuota, ResourcePool, Worker  # noqa: F401
+from lifecycle.monitoring.models import Alert, DriftResult, MonitorWindow, ReferenceProfile  # noqa: F401
 from lifecycle.training.models import RetrainSchedule  # noqa: F401

@@ -6,6 +6,8 @@ from lifecycle.deployments import api as deployments
 from lifecycle.evaluation import api as evaluation
 from lifecycle.governance.api import views
 from lifecycle.jobs.api import views as jobs
+from lifecycle.monitoring.api import alerts as monitoring_alerts
+from lifecycle.monitoring.api import predictions as monitoring_predictions
 from lifecycle.training import api as training
 
 urlpatterns = [
@@ -38,6 +40,21 @@ urlpatterns = [
     path("deployments/<int:pk>/abort-canary/", deployments.AbortCanaryView.as_view(), name="deployment-abort"),
     path("deployments/<int:pk>/stop/", deployments.StopView.as_view(), name="deployment-stop"),
     path("deployments/<int:pk>/manifests/", deployments.ManifestsView.as_view(), name="deployment-manifests"),
+    path(
+        "models/<str:name>/predictions/",
+        monitoring_predictions.PredictionBatchView.as_view(),
+        name="model-predictions",
+    ),
+    path("models/<str:name>/feedback/", monitoring_predictions.FeedbackView.as_view(), name="model-feedback"),
+    path(
+        "models/<str:name>/live-metrics/",
+        monitoring_predictions.LiveMetricsView.as_view(),
+        name="model-live-metrics",
+    ),
+    path("models/<str:name>/alerts/", monitoring_alerts.AlertListView.as_view(), name="model-alerts"),
+    path("models/<str:name>/drift/", monitoring_alerts.DriftView.as_view(), name="model-drift"),
+    path("alerts/<int:pk>/acknowledge/", monitoring_alerts.AlertAcknowledgeView.as_view(), name="alert-acknowledge"),
+    path("alerts/<int:pk>/resolve/", monitoring_alerts.AlertResolveView.as_view(), name="alert-resolve"),
     path("jobs/", jobs.JobListView.as_view(), name="job-list"),
     path("jobs/<int:pk>/", jobs.JobDetailView.as_view(), name="job-detail"),
     path("jobs/<int:pk>/cancel/", jobs.JobCancelView.as_view(), name="job-cancel"),

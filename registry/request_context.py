@@ -15,6 +15,8 @@ from dataclasses import dataclass, replace
 
 from django.http import HttpRequest, HttpResponse
 
+from config import logs
+
 
 @dataclass(frozen=True)
 class RequestContext:
@@ -45,9 +47,13 @@ class RequestIdMiddleware:
         given = request.headers.get("X-Request-ID", "")
         request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
         token = _current.set(RequestContext(request_id=request_id))
+        # Every log line written while serving the request names it.
+        log_token = logs.request_id.set(request_id)
+        setattr(request, logs.REQUEST_ATTRIBUTE, request_id)
         try:
             response = self.get_response(request)
         finally:
+            logs.request_id.reset(log_token)
             _current.reset(token)
         response["X-Request-ID"] = request_id
         return response

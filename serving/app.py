@@ -3,6 +3,7 @@
     POST /serve/{model}/invocations                 the model's default deployment
     POST /serve/{model}/{deployment}/invocations    a deployment by id or by name
     GET  /serve/-/health                            {"status": "ok", "revision": N, "deployments": K}
+    GET  /metrics                                   Prometheus metrics
 
 ``create_app`` takes the route table source, the token check and the prediction hook, so
 tests and benchmarks give their own. ``uvicorn serving.app:app`` serves the production
@@ -14,9 +15,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -24,6 +27,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from serving.gateway import Answer, Gateway, GatewayError, error_body
+from serving.metrics import GatewayMetrics
 from serving.prediction_hook import PredictionHook
 from serving.route_table import RouteTableSource
 from serving.settings import GatewaySettings
@@ -52,22 +56,40 @@ def create_app(
         on_prediction=on_prediction,
         **gateway_options,
     )
+    attach = getattr(on_prediction, "attach", None)
+    if attach is not None:
+        attach(gateway)
+    metrics = GatewayMetrics(gateway, on_prediction)
     max_body = gateway.settings.max_body_bytes
 
     async def invocations(request: Request) -> Response:
+        started = time.perf_counter()
+
         async def read_body() -> bytes:
             return await _read_body(request, max_body)
 
+        model = request.path_params["model"]
         deployment = request.path_params.get("deployment")
         answer = await gateway.invoke(
-            model=request.path_params["model"],
+            model=model,
             # A deployment is named by its id or its name (a name is never all digits).
             deployment_id=int(deployment) if deployment is not None and deployment.isdigit() else None,
             deployment_name=deployment if deployment is not None and not deployment.isdigit() else None,
             headers=request.headers,
             read_body=read_body,
         )
+        headers = answer.headers
+        metrics.observe(
+            model=model if "X-ModelGate-Deployment" in headers else None,
+            version=headers.get("X-ModelGate-Version"),
+            route=headers.get("X-ModelGate-Route"),
+            status=answer.status,
+            seconds=time.perf_counter() - started,
+        )
         return _response(answer)
+
+    async def prometheus(request: Request) -> Response:
+        return Response(generate_latest(metrics.registry), 200, media_type=CONTENT_TYPE_LATEST)
 
     async def health(request: Request) -> Response:
         return _response(gateway.health())
@@ -86,6 +108,7 @@ def create_app(
     app = Starlette(
         routes=[
             Route("/serve/-/health", health, methods=["GET"]),
+            Route("/metrics", prometheus, methods=["GET"]),
             Route("/serve/{model}/invocations", invocations, methods=["POST"]),
             Route("/serve/{model}/{deployment}/invocations", invocations, methods=["POST"]),
         ],
@@ -93,6 +116,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.gateway = gateway
+    app.state.metrics = metrics
     return app
 
 
@@ -122,7 +146,9 @@ def production_app() -> Starlette:
 
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     django.setup()
-    return create_app()
+    from serving.prediction_logging import prediction_log_hook_from_settings
+
+    return create_app(on_prediction=prediction_log_hook_from_settings())
 
 
 _production: Starlette | None = None

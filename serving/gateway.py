@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from config import logs
 from lifecycle.deployments.routing import Deployment, Route, choose_route, request_point
 from serving.forwarding import Forwarder, NoReplicaAnswered, ReplicaAnswer
 from serving.prediction_hook import PredictionHandOver, PredictionHook, PredictionRecord
@@ -119,6 +120,7 @@ class Gateway:
             replica_timeout_seconds=s.replica_timeout_seconds,
         )
         self._forwarder = Forwarder(self._client, suspend_seconds=s.replica_suspend_seconds)
+        self.predictions.start()
         await self.routes.refresh(timeout=FIRST_TABLE_TIMEOUT_SECONDS)
         self.routes.start()
 
@@ -129,6 +131,7 @@ class Gateway:
             for task in late:
                 task.cancel()
         await self.predictions.drain(timeout=2)
+        await self.predictions.close()
         if self._client is not None:
             await self._client.aclose()
         for dependency in (self._source, self._authenticator):
@@ -173,6 +176,8 @@ class Gateway:
         self.counters.calls += 1
         table = self.routes.current
         request_id = headers.get("x-request-id") or uuid.uuid4().hex
+        # Each call runs in a task of its own: the log lines it writes name it.
+        logs.request_id.set(request_id[:MAX_REQUEST_ID_LENGTH])
         common = {"X-Request-Id": request_id}
         if table is not None:
             common["X-ModelGate-Route-Revision"] = str(table.revision)

@@ -67,6 +67,21 @@ class PredictionHandOver:
             self.failures += 1
             logger.error("the prediction hook failed: %r", task.exception())
 
+    def start(self) -> None:
+        """Start the hook's own machinery (a writer thread), when it has any."""
+        start = getattr(self._hook, "start", None)
+        if start is not None:
+            start()
+
+    async def close(self) -> None:
+        """Let the hook write what it holds (``close``, off the event loop)."""
+        close = getattr(self._hook, "close", None)
+        if close is not None:
+            try:
+                await asyncio.to_thread(close)
+            except Exception:
+                logger.exception("the prediction hook failed to close")
+
     async def drain(self, timeout: float) -> None:
         """Let pending hooks finish for up to ``timeout`` seconds, then cancel the rest."""
         if not self._pending:

@@ -33,6 +33,7 @@ class DeploymentCreateIn(StrictSerializer):
     replicas = serializers.IntegerField(required=False, default=1, min_value=1, max_value=services.MAX_REPLICAS)
     resources = serializers.DictField(required=False)
     cache = serializers.BooleanField(required=False, default=False)
+    log_sample_rate = serializers.FloatField(required=False, default=1.0, min_value=0.0, max_value=1.0)
 
 
 class CanaryIn(StrictSerializer):
@@ -91,6 +92,7 @@ class DeploymentOut(serializers.Serializer):
     follows_production = serializers.BooleanField()
     default = serializers.BooleanField(source="is_default")
     cache = serializers.BooleanField()
+    log_sample_rate = serializers.FloatField()
     replica_count = serializers.IntegerField(source="replicas")
     revision = serializers.IntegerField()
     routes = RouteOut(many=True)

@@ -28,6 +28,8 @@ class Deployment(models.Model):
     # The model's deployment that /serve/{model}/invocations reaches.
     is_default = models.BooleanField(default=False)
     cache = models.BooleanField(default=False)
+    # The share of calls the gateway writes to the prediction log (1.0: every call).
+    log_sample_rate = models.FloatField(default=1.0)
     # The version that served as primary before the current one: callers keep getting it
     # until the new primary has a ready replica.
     previous_primary = models.ForeignKey(
@@ -49,6 +51,10 @@ class Deployment(models.Model):
                 name="one_default_deployment_per_model",
             ),
             models.CheckConstraint(condition=Q(state__in=DeploymentState.values), name="deployment_state_valid"),
+            models.CheckConstraint(
+                condition=Q(log_sample_rate__gte=0.0) & Q(log_sample_rate__lte=1.0),
+                name="deployment_log_sample_rate_share",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -7,6 +7,7 @@ A route table is a JSON document with a revision number::
      "deployments": [
        {"id": 3, "model": "fraud-detector", "name": "production", "default": true,
         "state": "ready", "cache": false,
+        "log": {"sample_rate": 1.0, "pii": ["email"]},
         "routes": [
           {"version": 2, "weight": 0.8, "mode": "primary", "signature": {...},
            "replicas": [{"id": 7, "url": "http://10.0.0.5:5501", "healthy": true}]},
@@ -16,6 +17,8 @@ A route table is a JSON document with a revision number::
 ``weight`` is a share of live traffic among the ``primary`` and ``canary`` routes (they
 sum to 1); a ``shadow`` route receives a copy of every call and its answer is never
 returned. A caller that sends the same request id always lands on the same route.
+``log`` (optional; every call logged, nothing masked without it) is what the prediction
+log needs: the share of calls it keeps and the columns of the model's ``"pii"`` policy.
 """
 
 from __future__ import annotations
@@ -65,6 +68,9 @@ class Deployment:
     default: bool = False
     state: str = "ready"
     cache: bool = False
+    # The share of calls written to the prediction log, and the columns masked there.
+    log_sample_rate: float = 1.0
+    pii: tuple[str, ...] = ()
 
     @property
     def live_routes(self) -> tuple[Route, ...]:
@@ -142,6 +148,15 @@ def parse_route_table(document: Mapping[str, Any]) -> RouteTable:
         live = sum(r.weight for r in routes if r.live)
         if routes and any(r.live for r in routes) and abs(live - 1.0) > 1e-6:
             raise RouteTableError(f"{where}: the weights of its primary and canary routes sum to {live}, not 1")
+        log = raw.get("log") or {}
+        if not isinstance(log, Mapping):
+            raise RouteTableError(f"{where}.log must be an object, not {log!r}")
+        sample_rate = _number(log.get("sample_rate", 1.0), f"{where}.log.sample_rate")
+        if not 0.0 <= sample_rate <= 1.0:
+            raise RouteTableError(f"{where}.log.sample_rate must be between 0 and 1, not {sample_rate}")
+        pii = log.get("pii") or []
+        if not isinstance(pii, list) or not all(isinstance(c, str) for c in pii):
+            raise RouteTableError(f"{where}.log.pii must be a list of column names, not {pii!r}")
         deployments.append(
             Deployment(
                 id=int(raw["id"]),
@@ -151,6 +166,8 @@ def parse_route_table(document: Mapping[str, Any]) -> RouteTable:
                 default=bool(raw.get("default", False)),
                 state=str(raw.get("state", "ready")),
                 cache=bool(raw.get("cache", False)),
+                log_sample_rate=sample_rate,
+                pii=tuple(pii),
             )
         )
     return RouteTable(revision=revision, deployments=tuple(deployments), published_at=document.get("published_at"))

@@ -86,6 +86,11 @@ def _route_document(route: Route, replicas: list[Replica]) -> dict[str, Any]:
     }
 
 
+def _pii_columns(model: RegisteredModel) -> list[str]:
+    policy = model.policy if isinstance(model.policy, dict) else {}
+    return [str(column) for column in policy.get("pii") or ()]
+
+
 def route_table_build(*, revision: int, at: datetime) -> dict[str, Any]:
     """The route table of every running deployment: each route with the replicas that
     answer. While a new primary has no ready replica yet, the previous primary keeps
@@ -122,6 +127,7 @@ def route_table_build(*, revision: int, at: datetime) -> dict[str, Any]:
                 "default": deployment.is_default,
                 "state": deployment.state,
                 "cache": deployment.cache,
+                "log": {"sample_rate": deployment.log_sample_rate, "pii": _pii_columns(deployment.model)},
                 "routes": routes,
             }
         )

@@ -177,8 +177,10 @@ def deployment_create(
     replicas: int = 1,
     resources: dict[str, Any] | None = None,
     cache: bool = False,
+    log_sample_rate: float = 1.0,
 ) -> Deployment:
-    """Serve a version (the production one unless ``version`` or ``alias`` names another)."""
+    """Serve a version (the production one unless ``version`` or ``alias`` names another);
+    ``log_sample_rate`` of its calls go to the prediction log."""
     require_role(actor, model.team, Role.DEVELOPER, action="deploying a model")
     if target not in DeploymentTarget.values:
         raise InvalidInput(
@@ -192,6 +194,10 @@ def deployment_create(
         raise InvalidInput(
             f"a deployment name cannot be all digits ({name!r}); it would read as a deployment id",
             details={"name": "all digits"},
+        )
+    if not 0.0 <= log_sample_rate <= 1.0:
+        raise InvalidInput(
+            "log_sample_rate must be between 0 and 1", details={"log_sample_rate": "not between 0 and 1"}
         )
     if version is not None and alias is not None:
         raise InvalidInput("give a version or an alias, not both", details={"alias": "conflicts with version"})
@@ -216,6 +222,7 @@ def deployment_create(
             follows_production=(version is None and alias is None) or alias == "champion",
             is_default=not running.filter(is_default=True).exists(),
             cache=cache,
+            log_sample_rate=log_sample_rate,
             created_by=actor,
         )
         Route.objects.create(

@@ -61,4 +61,7 @@ EVENT_TYPES = (
     "deployment.updated",
     "deployment.ready",
     "deployment.failed",
+    "alert.firing",
+    "alert.acknowledged",
+    "alert.resolved",
 )

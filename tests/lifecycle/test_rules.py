@@ -233,7 +233,7 @@ def test_unknown_top_level_key_is_rejected_with_a_suggestion() -> None:
     error = single_error({"rule": []})
     assert error == {
         "field": "rule",
-        "message": "unknown key 'rule'; a policy may only contain 'rules' (did you mean 'rules'?)",
+        "message": "unknown key 'rule'; a policy may only contain 'rules' and 'pii' (did you mean 'rules'?)",
     }
 
 

@@ -287,16 +287,18 @@ def start_gateway(
     authenticator: TokenAuthenticator = fake_authenticator,
     settings: GatewaySettings | None = None,
     source: RouteTableSource | None = None,
+    on_prediction: Any = None,
 ) -> GatewayServer:
     """A gateway serving ``document`` (a ``StaticSource`` the test may publish to), or
-    following ``source`` when one is given."""
+    following ``source`` when one is given; calls are handed to ``on_prediction`` (by
+    default kept in ``predictions``)."""
     source = source or static_source(document)
     predictions: list[Any] = []
     app = create_app(
         source=source,
         authenticator=authenticator,
         settings=settings or GatewaySettings(refresh_seconds=0.2),
-        on_prediction=predictions.append,
+        on_prediction=on_prediction or predictions.append,
     )
     port = free_port()
     server = uvicorn.Server(

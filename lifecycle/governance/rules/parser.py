@@ -224,6 +224,10 @@ _RULE_SPECS: dict[str, tuple[type[BaseRule], dict[str, _Field]]] = {
 
 RULE_TYPES: tuple[str, ...] = tuple(_RULE_SPECS)
 
+# Keys of a policy that a later stage validates (the monitoring stage's "monitors" list,
+# through the validator it installs); the gates pass them by.
+LATER_STAGE_KEYS: tuple[str, ...] = ("monitors",)
+
 
 def _parse_rule(raw: object, path: str, errors: _Errors) -> Rule | None:
     if not isinstance(raw, Mapping):
@@ -283,9 +287,10 @@ def parse_policy(raw: object) -> Policy:
         errors.add("policy", f"a policy must be an object with a 'rules' list, {_got(raw)}")
         raise PolicyError(errors.items)
     for key in raw:
-        if key != "rules":
-            hint = _suggest(key, ["rules"])
-            errors.add(str(key), f"unknown key {_show(key)}; a policy may only contain 'rules'{hint}")
+        if key not in ("rules", "pii") and key not in LATER_STAGE_KEYS:
+            hint = _suggest(key, ["rules", "pii"])
+            errors.add(str(key), f"unknown key {_show(key)}; a policy may only contain 'rules' and 'pii'{hint}")
+    pii = _parse_pii(raw.get("pii", []), errors)
     rules_raw = raw.get("rules", [])
     rules: list[Rule] = []
     if not isinstance(rules_raw, (list, tuple)):
@@ -297,4 +302,18 @@ def parse_policy(raw: object) -> Policy:
                 rules.append(rule)
     if errors.items:
         raise PolicyError(errors.items)
-    return Policy(rules=tuple(rules))
+    return Policy(rules=tuple(rules), pii=pii)
+
+
+def _parse_pii(raw: object, errors: _Errors) -> tuple[str, ...]:
+    """The personal-data columns: a list of distinct non-empty column names."""
+    if not isinstance(raw, (list, tuple)):
+        errors.add("pii", f"pii must be a list of column names, {_got(raw)}")
+        return ()
+    names: list[str] = []
+    for i, name in enumerate(raw):
+        if not isinstance(name, str) or not name.strip():
+            errors.add(f"pii[{i}]", f"a column name must be a non-empty string, {_got(name)}")
+        elif name not in names:
+            names.append(name)
+    return tuple(names)

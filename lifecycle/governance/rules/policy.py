@@ -25,9 +25,12 @@ Rule: TypeAlias = (
 
 @dataclass(frozen=True)
 class Policy:
-    """A validated policy: its rules in the order they were written."""
+    """A validated policy: its rules in the order they were written, and the input or
+    output columns that hold personal data (``pii``: masked before the prediction log
+    writes them)."""
 
     rules: tuple[Rule, ...] = ()
+    pii: tuple[str, ...] = ()
 
     def rules_for(self, stage: str) -> list[tuple[int, Rule]]:
         """The ``(index, rule)`` pairs that gate transitions into ``stage``."""
@@ -43,4 +46,7 @@ def policy_to_dict(policy: Policy) -> dict[str, Any]:
 
     ``parse_policy(policy_to_dict(p)) == p`` for any parsed policy ``p``.
     """
-    return {"rules": [rule.to_dict() for rule in policy.rules]}
+    canonical: dict[str, Any] = {"rules": [rule.to_dict() for rule in policy.rules]}
+    if policy.pii:
+        canonical["pii"] = list(policy.pii)
+    return canonical

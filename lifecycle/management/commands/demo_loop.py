@@ -3,7 +3,10 @@ platform's own jobs: train a first version, evaluate it, promote it (its gates p
 the demo approver approves), deploy it and send it predictions through the serving
 gateway, then train a second one that is evaluated against it, goes to staging, takes
 20% of live traffic as a canary, and is left waiting for approval of its promotion with
-its gate results. Does nothing once the demo has run."""
+its gate results. Then monitors join the policy, a stream and a shifted stream of the
+data go through the gateway, and the drift alerts fire: the canary is aborted and
+production retrained (``lifecycle.management.demo_monitoring``). Does nothing once the
+demo has run."""
 
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from lifecycle.deployments.selectors import route_table_document
 from lifecycle.deployments.services import canary_promote, canary_set, deployment_create
 from lifecycle.governance.models import Transition
 from lifecycle.governance.services.transitions import transition_approve
+from lifecycle.management.demo_monitoring import monitoring_demo
 from lifecycle.training.services import training_submit
 from registry.models import ModelVersion, RegisteredModel
 
@@ -166,3 +170,8 @@ class Command(BaseCommand):
             self.stdout.write("open the approvals inbox to decide on it (someone other than bob must approve)")
         else:
             self.stdout.write("the canary keeps its 20% until bob aborts it or a better version comes")
+        gateway, token = os.environ.get("MODELGATE_GATEWAY_URL"), os.environ.get("MODELGATE_DEMO_TOKEN")
+        if gateway and token:
+            monitoring_demo(
+                model=model, deployment=deployment, approver=bob, gateway=gateway, token=token, say=self.stdout.write
+            )

@@ -46,6 +46,9 @@ class Command(BaseCommand):
         logs = var / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        # Short monitoring windows, so the demo's drift alert fires within a minute or two.
+        env.setdefault("MODELGATE_MONITOR_WINDOW_SECONDS", "20")
+        env.setdefault("MODELGATE_MONITOR_SECONDS", "10")
         signal.signal(signal.SIGTERM, _interrupt)
         signal.signal(signal.SIGINT, _interrupt)
         try:

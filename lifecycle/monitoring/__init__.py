@@ -1,0 +1,2 @@
+"""The monitoring stage: the prediction log, ground truth and live metrics, drift and
+monitor rules, alerts."""

@@ -1,0 +1,42 @@
+"""A model's policy with its monitors: the gate rules validated by governance's rules
+engine, the ``"monitors"`` list by the monitoring stage's, every problem of both reported
+in one 400 whose details name the field (``policy.monitors[0].statistic``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from lifecycle.governance.rules import PolicyError, parse_policy, policy_to_dict
+from lifecycle.monitoring.rules import monitors_to_dict, parse_monitors
+from registry.errors import InvalidInput
+from registry.policy import validator_install
+
+
+def policy_with_monitors_canonical(raw: Any) -> dict[str, Any]:
+    """The policy with defaults filled in, monitors included, or ``InvalidInput``."""
+    errors: list[dict[str, str]] = []
+    canonical: dict[str, Any] = {}
+    monitors: list[dict[str, Any]] = []
+    rest = {k: v for k, v in raw.items() if k != "monitors"} if isinstance(raw, Mapping) else raw
+    try:
+        canonical = policy_to_dict(parse_policy(rest))
+    except PolicyError as exc:
+        errors.extend(exc.errors)
+    if isinstance(raw, Mapping) and "monitors" in raw:
+        try:
+            monitors = monitors_to_dict(parse_monitors(raw["monitors"]))
+        except PolicyError as exc:
+            errors.extend(exc.errors)
+    if errors:
+        details = {f"policy.{e['field']}" if e["field"] else "policy": e["message"] for e in errors}
+        first = errors[0]
+        where = f"policy.{first['field']}" if first["field"] else "policy"
+        raise InvalidInput(f"invalid policy: {where}: {first['message']}", details=details)
+    if monitors:
+        canonical["monitors"] = monitors
+    return canonical
+
+
+def install() -> None:
+    validator_install(policy_with_monitors_canonical)

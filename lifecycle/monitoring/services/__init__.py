@@ -1,0 +1,4 @@
+"""Every write of the monitoring stage, one module per part: ``references`` (reference
+profiles of datasets), ``windows`` (drift and figures per window), ``alerts`` (monitor
+rules judged, alerts opened, acknowledged and resolved) and ``actions`` (what a firing
+alert does, once)."""
