@@ -88,7 +88,10 @@ def _log(
     from mlflow.models import infer_signature
 
     mlflow.set_experiment(params.get("experiment") or f"modelgate/{params['model']}")
-    signature = infer_signature(sample, predict(derived, sample))
+    # ONNX and PyTorch models take float32 rows: the signature says so, so that MLflow's
+    # scoring server hands them the type they were exported for.
+    rows = sample if derived.flavor == "sklearn" else as_matrix(sample, np.float32)
+    signature = infer_signature(rows, predict(derived, rows))
     with mlflow.start_run(tags=tags) as run:
         mlflow.log_params(
             {"method": params["method"], **{f"method.{k}": v for k, v in params["method_params"].items()}}

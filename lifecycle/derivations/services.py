@@ -42,7 +42,6 @@ logger = logging.getLogger(__name__)
 DERIVER = ["python", "-m", "lifecycle.derivations.deriver"]
 # Recorded as the derived version's metrics, so gates (max_latency_ms) and people see them.
 MEASURED = ("latency_p50_ms", "latency_p95_ms", "batch_latency_p50_ms", "batch_latency_p95_ms", "peak_memory_mb")
-MEASUREMENT_SOURCE = "measurement"
 
 
 def lineage_tags(*, parent: ModelVersion, method: str, params: dict[str, Any], job: Job | None) -> dict[str, str]:
@@ -187,7 +186,8 @@ def derivation_outcome_apply(job: Job) -> None:
             dataset_digest=digest,
         )
         measured = {k: v for k, v in figures.get("derived", {}).items() if k in MEASURED and v is not None}
-        metrics_record(version=version, metrics=measured, source=MEASUREMENT_SOURCE, dataset_digest=digest)
+        # Measured by the job that evaluated it, on the same rows.
+        metrics_record(version=version, metrics=measured, source=MetricSource.EVALUATION, dataset_digest=digest)
         primary = job.model.primary_metric
         Evaluation.objects.create(
             version=derivation.parent,
