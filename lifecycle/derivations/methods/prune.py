@@ -60,9 +60,12 @@ def derive(parent: Artifact, params: dict[str, Any], x_val: Any, y_val: Any) -> 
     """The pruned model and what was removed."""
     sparsity = float(params.get("sparsity", DEFAULTS["sparsity"]))
     if parent.flavor == "pytorch":
+        import torch
+
         module = _torch(parent.model, sparsity)
-        zeros = sum(int((p == 0).sum()) for p in module.parameters())
-        total = sum(p.numel() for p in module.parameters())
+        weights = [m.weight for m in module.modules() if isinstance(m, torch.nn.Linear)]
+        zeros = sum(int((w == 0).sum()) for w in weights)
+        total = sum(w.numel() for w in weights)
         return Artifact("pytorch", module, parent.task, parent.labels), {"zero_fraction": zeros / total}
     if parent.flavor != "sklearn":
         raise ValueError("prune works on PyTorch and scikit-learn models; convert after pruning")
