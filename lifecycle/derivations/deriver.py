@@ -100,7 +100,8 @@ def _log(
         if derived.flavor == "onnx":
             mlflow.onnx.log_model(derived.model, name="model", signature=signature)
         elif derived.flavor == "pytorch":
-            mlflow.pytorch.log_model(derived.model, name="model", signature=signature)
+            # Pickled whole: a dynamically quantized or pruned module need not trace to pt2.
+            mlflow.pytorch.log_model(derived.model, name="model", signature=signature, serialization_format="pickle")
         else:
             import skops.io as skops_io
 

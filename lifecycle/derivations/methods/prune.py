@@ -19,7 +19,9 @@ def _torch(module: Any, sparsity: float) -> Any:
     from torch.nn.utils import prune
 
     pruned = copy.deepcopy(module)
-    layers = [(m, "weight") for m in pruned.modules() if isinstance(m, torch.nn.Linear)]
+    linear = [m for m in pruned.modules() if isinstance(m, torch.nn.Linear)]
+    # Frozen layers (a fixed input scaling, say) are not learnt weights: left as they are.
+    layers = [(m, "weight") for m in linear if m.weight.requires_grad] or [(m, "weight") for m in linear]
     if not layers:
         raise ValueError("the PyTorch model has no Linear layer to prune")
     prune.global_unstructured(layers, pruning_method=prune.L1Unstructured, amount=sparsity)
@@ -63,7 +65,8 @@ def derive(parent: Artifact, params: dict[str, Any], x_val: Any, y_val: Any) -> 
         import torch
 
         module = _torch(parent.model, sparsity)
-        weights = [m.weight for m in module.modules() if isinstance(m, torch.nn.Linear)]
+        linear = [m for m in module.modules() if isinstance(m, torch.nn.Linear)]
+        weights = [m.weight for m in linear if m.weight.requires_grad] or [m.weight for m in linear]
         zeros = sum(int((w == 0).sum()) for w in weights)
         total = sum(w.numel() for w in weights)
         return Artifact("pytorch", module, parent.task, parent.labels), {"zero_fraction": zeros / total}

@@ -19,6 +19,7 @@ from lifecycle.jobs.models import Job
 from lifecycle.training.services import training_submit
 from registry.models import ModelVersion
 from registry.services import dataset_create, model_create, team_ensure
+from tests.conftest import require_service
 from tests.lifecycle.workers import drive_scheduler, wait_for
 
 pytestmark = [
@@ -215,3 +216,46 @@ def test_prune_distill_and_incremental_each_register_a_child_of_the_forest(worke
     tags = MlflowClient().get_model_version(model.name, str(distill.version.version)).tags
     assert tags["modelgate.derivation.method"] == "distill"
     assert '"max_depth": 3' in tags["modelgate.derivation.params"]
+
+
+def test_a_torch_mlp_trained_here_is_exported_to_onnx_and_pruned_on_the_worker(workers, owner, s3_endpoint):
+    try:
+        import torch
+    except ImportError:
+        require_service("torch (requirements-train.txt)", False)
+    from registry.services import model_version_register
+
+    model = _model(owner, s3_endpoint, name="tumours-torch")
+    frame = load_breast_cancer(as_frame=True).frame
+    x = frame.drop(columns=["target"]).to_numpy(np.float32).copy()
+    y = frame["target"].to_numpy()
+    torch.manual_seed(0)
+    # The scaling is the first layer, so the module takes the dataset's raw columns.
+    scale = torch.nn.Linear(30, 30)
+    with torch.no_grad():
+        scale.weight.copy_(torch.diag(torch.from_numpy(1.0 / x.std(0))))
+        scale.bias.copy_(torch.from_numpy(-x.mean(0) / x.std(0)))
+    scale.requires_grad_(False)
+    module = torch.nn.Sequential(scale, torch.nn.Linear(30, 32), torch.nn.ReLU(), torch.nn.Linear(32, 2))
+    optimizer = torch.optim.Adam([p for p in module.parameters() if p.requires_grad], lr=1e-2)
+    for _ in range(150):
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(module(torch.from_numpy(x)), torch.from_numpy(y)).backward()
+        optimizer.step()
+    with mlflow.start_run() as run:
+        mlflow.pytorch.log_model(module.eval(), name="model", serialization_format="pickle")
+    parent = model_version_register(actor=owner.user, model=model, run_id=run.info.run_id, dataset=model.dataset.name)
+
+    onnx_child, pruned = _settled(
+        _derive(owner, parent, {"method": "onnx"}),
+        _derive(owner, parent, {"method": "prune", "params": {"sparsity": 0.3}}),
+        timeout=600,
+    )
+
+    assert onnx_child.state == "registered", Job.objects.get(pk=onnx_child.job_id).state_detail
+    assert onnx_child.details["flavor"] == "onnx" and onnx_child.agreement["max_abs_probability_diff"] <= 1e-5
+    assert "onnx" in mlflow.models.get_model_info(f"models:/{model.name}/{onnx_child.version.version}").flavors
+    assert pruned.state == "registered", Job.objects.get(pk=pruned.job_id).state_detail
+    assert pruned.details["flavor"] == "pytorch" and 0.29 <= pruned.details["zero_fraction"] <= 0.31
+    assert abs(pruned.metric_deltas["f1"]) <= 0.05
+    assert {onnx_child.version.parent_id, pruned.version.parent_id} == {parent.pk}
