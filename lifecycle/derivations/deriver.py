@@ -12,6 +12,7 @@ the run, both sets of figures and how closely the two models agree.
 from __future__ import annotations
 
 import json
+import os
 import sys
 import warnings
 from typing import Any
@@ -159,7 +160,7 @@ def main() -> dict[str, Any]:
     derived_figures = figures["derived"]
     tags = {
         "modelgate.model": params["model"],
-        "modelgate.job": str(params.get("job_id", "")),
+        "modelgate.job": os.environ.get("MODELGATE_JOB_ID", ""),
         "modelgate.parent_version": str(params["parent"]["version"]),
         "modelgate.parent_digest": params["parent"].get("digest") or "",
         "modelgate.derivation.method": params["method"],
