@@ -34,8 +34,10 @@ from frontend.comparison import metric_comparison
 from frontend.deployment_cards import deployment_cards
 from frontend.evaluation_report import evaluation_report
 from frontend.forms import DecisionForm, RollbackForm, TransitionRequestForm, form_data
+from frontend.lineage import derivation_rows, lineage_graph
 from frontend.signatures import signature_tables
 from lifecycle.deployments import selectors as deployment_selectors
+from lifecycle.derivations import selectors as derivation_selectors
 from lifecycle.governance import selectors as lifecycle_selectors
 from lifecycle.governance.choices import TransitionStatus
 from lifecycle.governance.models import Transition
@@ -304,6 +306,7 @@ def version_detail(request: HttpRequest, name: str, number: int) -> HttpResponse
     reports = [{**report, **by_path.get(report["path"], {})} for report in ui_selectors.report_files(version)]
     evaluations = ui_selectors.version_evaluations(version=version)
     latest = evaluations[0] if evaluations else None
+    lineage = derivation_selectors.version_lineage(version=version)
     return render(
         request,
         "frontend/version_detail.html",
@@ -327,6 +330,9 @@ def version_detail(request: HttpRequest, name: str, number: int) -> HttpResponse
                 else None
             ),
             "earlier_evaluations": evaluations[1:],
+            "lineage": lineage,
+            "lineage_graph": lineage_graph(lineage, current=version.version),
+            "derivation_rows": derivation_rows(lineage["derivation"]),
             "signature": signature_tables(version.signature),
             "tags": sorted(version.tag_rows.values_list("key", "value")),
             "files": files,

@@ -4,6 +4,7 @@ from typing import Any
 
 from django.contrib import admin
 
+from lifecycle.derivations.models import Derivation
 from lifecycle.governance.models import (
     Approval,
     AuditRecord,
@@ -65,3 +66,9 @@ class WebhookAdmin(admin.ModelAdmin):
 class WebhookDeliveryAdmin(ReadOnlyAdmin):
     list_display = ("delivery_id", "webhook", "status", "attempts", "last_status_code", "next_attempt_at")
     list_filter = ("status",)
+
+
+@admin.register(Derivation)
+class DerivationAdmin(ReadOnlyAdmin):
+    list_display = ("id", "model", "parent", "version", "method", "state", "job", "created_at")
+    list_filter = ("method", "state")

@@ -3,16 +3,22 @@ from django.apps import AppConfig
 
 class LifecycleConfig(AppConfig):
     """What happens to models: one package per stage (governance, jobs, training,
-    evaluation, deployments), wired together here, the one place that sees them all."""
+    evaluation, deployments, derivations), wired together here, the one place that sees them all."""
 
     name = "lifecycle"
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
         from lifecycle.deployments.services import canary_started_at, on_production_changed, replica_outcome_apply
+        from lifecycle.derivations.services import derivation_needed, derivation_outcome_apply
         from lifecycle.evaluation.services import evaluation_needed, evaluation_outcome_apply
         from lifecycle.governance import policies, receivers
-        from lifecycle.governance.signals import canary_start_wanted, evaluation_wanted, production_changed
+        from lifecycle.governance.signals import (
+            canary_start_wanted,
+            derivation_wanted,
+            evaluation_wanted,
+            production_changed,
+        )
         from lifecycle.jobs.choices import JobKind
         from lifecycle.jobs.outcomes import job_outcome_handler_register
         from lifecycle.monitoring import policies as monitoring_policies
@@ -33,3 +39,5 @@ class LifecycleConfig(AppConfig):
         canary_start_wanted.connect(canary_started_at, dispatch_uid="lifecycle.deployments.canary_start")
         registry_changed.connect(on_policy_changed, dispatch_uid="lifecycle.monitoring.pii_policy")
         registry_changed.connect(on_dataset_registered, dispatch_uid="lifecycle.monitoring.reference_profile")
+        job_outcome_handler_register(kinds=(JobKind.DERIVE,), handler=derivation_outcome_apply)
+        derivation_wanted.connect(derivation_needed, dispatch_uid="lifecycle.derivations.wanted")

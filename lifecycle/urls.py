@@ -3,6 +3,7 @@
 from django.urls import path
 
 from lifecycle.deployments import api as deployments
+from lifecycle.derivations import api as derivations
 from lifecycle.evaluation import api as evaluation
 from lifecycle.governance.api import views
 from lifecycle.jobs.api import views as jobs
@@ -31,6 +32,16 @@ urlpatterns = [
         "models/<str:name>/versions/<int:version>/evaluations/",
         evaluation.EvaluateView.as_view(),
         name="version-evaluations",
+    ),
+    path(
+        "models/<str:name>/versions/<int:version>/derive/",
+        derivations.DeriveView.as_view(),
+        name="version-derive",
+    ),
+    path(
+        "models/<str:name>/versions/<int:version>/lineage/",
+        derivations.LineageView.as_view(),
+        name="version-lineage",
     ),
     path("models/<str:name>/deployments/", deployments.DeploymentListView.as_view(), name="deployment-list"),
     path("deployments/<int:pk>/", deployments.DeploymentDetailView.as_view(), name="deployment-detail"),

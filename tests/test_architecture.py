@@ -55,6 +55,7 @@ PURE_CORES = (
     "lifecycle.jobs.runner",
     "lifecycle.jobs.inventory",
     "lifecycle.deployments.kubernetes",
+    "lifecycle.derivations.methods",
     "lifecycle.evaluation.metrics",
     "lifecycle.monitoring.prediction_log",
     "lifecycle.monitoring.prediction_store",

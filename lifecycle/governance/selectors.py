@@ -73,6 +73,8 @@ def gate_context(*, transition: Transition, now: datetime) -> rules.GateContext:
         artifacts=version_artifacts(version),
         dataset_digest=model.dataset.digest if model.dataset_id else None,
         canary_started_at=_canary_started_at(version),
+        parent_metrics=_observations(version.parent) if version.parent_id else None,
+        artifact_bytes=version.size_bytes,
     )
 
 

@@ -16,3 +16,9 @@ production_changed = Signal()
 # when the version's canary started serving live traffic (or None), which the
 # ``canary_soak`` rule measures.
 canary_start_wanted = Signal()
+
+# Sent when a retraining schedule or a monitoring alert asks for an update by a derivation
+# method instead of a full retrain, with ``model``, ``method`` (onnx, quantize, prune,
+# distill, incremental), ``params``, ``actor`` and ``reason``. The update stage's receiver
+# derives from the production version and returns the Job (or None when it cannot start).
+derivation_wanted = Signal()

@@ -17,6 +17,7 @@ class JobKind(models.TextChoices):
     DEPLOY = "deploy", "Deploy"
     BATCH_INFER = "batch_infer", "Batch inference"
     RETRAIN = "retrain", "Retrain"
+    DERIVE = "derive", "Derive"
 
 
 class JobState(models.TextChoices):

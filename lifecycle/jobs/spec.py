@@ -11,7 +11,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-JOB_KINDS = ("train", "evaluate", "compress", "convert", "deploy", "batch_infer", "retrain")
+JOB_KINDS = ("train", "evaluate", "compress", "convert", "deploy", "batch_infer", "retrain", "derive")
 PARALLELISM_MODES = ("none", "data", "model", "pipeline", "hybrid")
 
 

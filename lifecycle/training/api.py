@@ -37,6 +37,8 @@ class RetrainIn(StrictSerializer):
 class RetrainScheduleIn(StrictSerializer):
     cron = serializers.CharField(max_length=128)
     enabled = serializers.BooleanField(required=False, default=True)
+    method = serializers.CharField(required=False, allow_blank=True, default="", max_length=16)
+    method_params = serializers.DictField(required=False, default=dict)
 
 
 class RetrainScheduleOut(serializers.Serializer):
@@ -44,12 +46,16 @@ class RetrainScheduleOut(serializers.Serializer):
     enabled = serializers.BooleanField()
     last_run_at = serializers.DateTimeField(allow_null=True)
     last_job = serializers.IntegerField(source="last_job_id", allow_null=True)
+    method = serializers.CharField(default="")
+    method_params = serializers.JSONField(default=dict)
 
 
 class RetrainScheduleSetOut(serializers.Serializer):
     cron = serializers.CharField()
     enabled = serializers.BooleanField()
     last_run_at = serializers.DateTimeField(allow_null=True)
+    method = serializers.CharField()
+    method_params = serializers.JSONField()
 
 
 class TrainView(ApiView):

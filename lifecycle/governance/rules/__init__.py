@@ -18,12 +18,15 @@ Example policy::
       {"type": "approvals", "count": 1, "role": "approver", "stages": ["production"]},
       {"type": "max_evaluation_age", "days": 7, "stages": ["production"]},
       {"type": "required_artifacts", "items": ["signature"], "stages": ["production"]},
-      {"type": "canary_soak", "minutes": 30, "stages": ["production"]}
+      {"type": "canary_soak", "minutes": 30, "stages": ["production"]},
+      {"type": "max_metric_drop", "metric": "f1", "vs": "parent", "value": 0.01},
+      {"type": "max_latency_ms", "percentile": 95, "value": 5},
+      {"type": "max_artifact_mb", "value": 20}
     ]}
 
 Where things are: ``vocabulary`` (stages, roles, operators, type aliases), ``context``
 (``GateContext``, ``GateResult``), ``errors``, ``formatting`` (numbers in sentences),
-``base``, ``metric_rules`` and ``process_rules`` (the rule types), ``policy``,
+``base``, ``metric_rules``, ``process_rules`` and ``update_rules`` (the rule types), ``policy``,
 ``parser`` and ``evaluation``.
 """
 
@@ -42,6 +45,7 @@ from lifecycle.governance.rules.process_rules import (
     MaxEvaluationAgeRule,
     RequiredArtifactsRule,
 )
+from lifecycle.governance.rules.update_rules import MaxArtifactSizeRule, MaxLatencyRule, MaxMetricDropRule
 from lifecycle.governance.rules.vocabulary import (
     DEFAULT_STAGES,
     GATED_STAGES,
@@ -71,7 +75,10 @@ __all__ = [
     "GateContext",
     "GateResult",
     "GateStatus",
+    "MaxArtifactSizeRule",
     "MaxEvaluationAgeRule",
+    "MaxLatencyRule",
+    "MaxMetricDropRule",
     "MetricObservation",
     "MetricThresholdRule",
     "Policy",

@@ -57,6 +57,10 @@ class GateContext:
     artifacts: frozenset[str] = frozenset()
     dataset_digest: str | None = None
     canary_started_at: datetime | None = None
+    # The parent's metrics when the version was derived from one (None when it was not),
+    # and the size in bytes of the version's stored artifact.
+    parent_metrics: Sequence[MetricObservation] | None = None
+    artifact_bytes: int | None = None
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,12 @@ from lifecycle.governance.rules.process_rules import (
     MaxEvaluationAgeRule,
     RequiredArtifactsRule,
 )
+from lifecycle.governance.rules.update_rules import (
+    LATENCY_PERCENTILES,
+    MaxArtifactSizeRule,
+    MaxLatencyRule,
+    MaxMetricDropRule,
+)
 from lifecycle.governance.rules.vocabulary import (
     GATED_STAGES,
     MAX_APPROVALS,
@@ -151,6 +157,25 @@ def _parse_direction(value: object, name: str, path: str, errors: _Errors) -> An
     return value
 
 
+def _parse_versus(value: object, name: str, path: str, errors: _Errors) -> Any:
+    if value not in ("parent", "champion"):
+        return errors.add(path, f"unknown comparison {_name(value)}; expected 'parent' or 'champion'")
+    return value
+
+
+def _parse_percentile(value: object, name: str, path: str, errors: _Errors) -> Any:
+    if isinstance(value, bool) or value not in LATENCY_PERCENTILES:
+        expected = ", ".join(str(p) for p in LATENCY_PERCENTILES)
+        return errors.add(path, f"{name} must be one of {expected} (the percentiles measured), {_got(value)}")
+    return int(cast("float", value))
+
+
+def _parse_flag(value: object, name: str, path: str, errors: _Errors) -> Any:
+    if not isinstance(value, bool):
+        return errors.add(path, f"{name} must be true or false, {_got(value)}")
+    return value
+
+
 def _string_list_parser(
     what: str,
     check: Callable[[str, str, _Errors], bool] | None = None,
@@ -219,6 +244,24 @@ _RULE_SPECS: dict[str, tuple[type[BaseRule], dict[str, _Field]]] = {
         (MaxEvaluationAgeRule, {"days": _Field(_number_parser(0.0, strict=True), True)}),
         (RequiredArtifactsRule, {"items": _Field(_string_list_parser("artifact name"), True)}),
         (CanarySoakRule, {"minutes": _Field(_number_parser(0.0, strict=True), True)}),
+        (
+            MaxMetricDropRule,
+            {
+                "metric": _METRIC,
+                "vs": _Field(_parse_versus, False),
+                "value": _Field(_number_parser(0.0), True),
+                "direction": _Field(_parse_direction, False),
+            },
+        ),
+        (
+            MaxLatencyRule,
+            {
+                "percentile": _Field(_parse_percentile, False),
+                "value": _Field(_number_parser(0.0, strict=True), True),
+                "batch": _Field(_parse_flag, False),
+            },
+        ),
+        (MaxArtifactSizeRule, {"value": _Field(_number_parser(0.0, strict=True), True)}),
     )
 }
 
@@ -266,7 +309,7 @@ def _parse_rule(raw: object, path: str, errors: _Errors) -> Rule | None:
             values[name] = parsed
     if len(errors.items) != before:
         return None
-    if cls is BeatsChampionRule and "direction" not in values:
+    if cls in (BeatsChampionRule, MaxMetricDropRule) and "direction" not in values:
         values["direction"] = default_direction(values["metric"])
     return cast("Rule", cls(**values))
 

@@ -12,6 +12,7 @@ from lifecycle.governance.rules.process_rules import (
     MaxEvaluationAgeRule,
     RequiredArtifactsRule,
 )
+from lifecycle.governance.rules.update_rules import MaxArtifactSizeRule, MaxLatencyRule, MaxMetricDropRule
 
 Rule: TypeAlias = (
     MetricThresholdRule
@@ -20,6 +21,9 @@ Rule: TypeAlias = (
     | MaxEvaluationAgeRule
     | RequiredArtifactsRule
     | CanarySoakRule
+    | MaxMetricDropRule
+    | MaxLatencyRule
+    | MaxArtifactSizeRule
 )
 
 

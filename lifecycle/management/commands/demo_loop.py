@@ -3,10 +3,11 @@ platform's own jobs: train a first version, evaluate it, promote it (its gates p
 the demo approver approves), deploy it and send it predictions through the serving
 gateway, then train a second one that is evaluated against it, goes to staging, takes
 20% of live traffic as a canary, and is left waiting for approval of its promotion with
-its gate results. Then monitors join the policy, a stream and a shifted stream of the
-data go through the gateway, and the drift alerts fire: the canary is aborted and
-production retrained (``lifecycle.management.demo_monitoring``). Does nothing once the
-demo has run."""
+its gate results. It derives an ONNX version of the champion on the worker and prints its
+comparison with the champion (scores on the same data, size, latency, memory). Then
+monitors join the policy, a stream and a shifted stream of the data go through the
+gateway, and the drift alerts fire: the canary is aborted and production retrained
+(``lifecycle.management.demo_monitoring``). Does nothing once the demo has run."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ from lifecycle.deployments.choices import DeploymentState
 from lifecycle.deployments.models import Deployment
 from lifecycle.deployments.selectors import route_table_document
 from lifecycle.deployments.services import canary_promote, canary_set, deployment_create
+from lifecycle.derivations.models import Derivation
+from lifecycle.derivations.services import version_derive
 from lifecycle.governance.models import Transition
 from lifecycle.governance.services.transitions import transition_approve
 from lifecycle.management.demo_monitoring import monitoring_demo
@@ -118,6 +121,41 @@ class Command(BaseCommand):
             f"""-d '{{"dataframe_split": {json.dumps(frame.iloc[[0]].to_dict(orient="split"))}}}'"""
         )
 
+    def _derive_onnx(self, model: RegisteredModel, *, actor: Any, timeout: float) -> None:
+        champion = model.versions.filter(stage="production").first()
+        if champion is None:
+            return
+        job = version_derive(version=champion, method="onnx", params={}, actor=actor, reason="demo: ONNX for serving")
+        self.stdout.write(f"deriving an ONNX version of the champion v{champion.version} (job {job.pk})…")
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = Derivation.objects.filter(job=job).exclude(state="running").select_related("version").first()
+            if found is not None and (found.state == "failed" or found.version.stage != "training"):
+                break
+            time.sleep(1)
+        else:
+            raise CommandError("the ONNX derivation did not finish in time; see the worker's log")
+        if found.state == "failed":
+            raise CommandError(f"the ONNX derivation failed: {found.job.state_detail if found.job else ''}")
+        parent, derived = found.comparison["parent"], found.comparison["derived"]
+        self.stdout.write(f"v{found.version.version} = ONNX of v{champion.version}, served by onnxruntime:")
+        rows = [
+            ("size (bytes)", "model_bytes", "{:,.0f}"),
+            ("single row p50 (ms)", "latency_p50_ms", "{:.3f}"),
+            ("single row p95 (ms)", "latency_p95_ms", "{:.3f}"),
+            ("batch of 1,000 p50 (ms)", "batch_latency_p50_ms", "{:.3f}"),
+            ("peak memory (MB)", "peak_memory_mb", "{:.1f}"),
+        ]
+        for label, key, fmt in rows:
+            before = fmt.format(parent[key]) if parent.get(key) is not None else "n/a"
+            after = fmt.format(derived[key]) if derived.get(key) is not None else "n/a"
+            self.stdout.write(f"  {label:<24} v{champion.version} {before:>10}   v{found.version.version} {after:>10}")
+        primary = model.primary_metric or "f1"
+        self.stdout.write(
+            f"  {primary} delta {found.metric_deltas.get(primary, 0.0):+.6f}; labels agree on "
+            f"{found.agreement.get('label_agreement', 0) * 100:.1f}% of the test rows"
+        )
+
     def _say(self, transition: Transition) -> None:
         self.stdout.write(f"v{transition.version.version} → production: {transition.status}")
         for gate in transition.gates:
@@ -170,6 +208,7 @@ class Command(BaseCommand):
             self.stdout.write("open the approvals inbox to decide on it (someone other than bob must approve)")
         else:
             self.stdout.write("the canary keeps its 20% until bob aborts it or a better version comes")
+        self._derive_onnx(model, actor=alice, timeout=options["timeout"])
         gateway, token = os.environ.get("MODELGATE_GATEWAY_URL"), os.environ.get("MODELGATE_DEMO_TOKEN")
         if gateway and token:
             monitoring_demo(
