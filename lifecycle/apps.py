@@ -2,14 +2,15 @@ from django.apps import AppConfig
 
 
 class LifecycleConfig(AppConfig):
-    """What happens to models: one package per stage (governance, jobs, training,
-    evaluation, deployments), wired together here, the one place that sees them all."""
+    """What happens to models: one package per stage (governance, design, jobs,
+    training, evaluation, deployments), wired together here, the one place that sees them all."""
 
     name = "lifecycle"
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
         from lifecycle.deployments.services import canary_started_at, on_production_changed, replica_outcome_apply
+        from lifecycle.design import services as design
         from lifecycle.evaluation.services import evaluation_needed, evaluation_outcome_apply
         from lifecycle.governance import policies, receivers
         from lifecycle.governance.signals import canary_start_wanted, evaluation_wanted, production_changed
@@ -19,6 +20,7 @@ class LifecycleConfig(AppConfig):
         from registry.signals import registry_changed
 
         policies.install()
+        design.install()
         registry_changed.connect(receivers.on_registry_changed, dispatch_uid="lifecycle.audit")
         evaluation_wanted.connect(evaluation_needed, dispatch_uid="lifecycle.evaluation_wanted")
         job_outcome_handler_register(kinds=(JobKind.TRAIN, JobKind.RETRAIN), handler=training_outcome_apply)

@@ -12,6 +12,7 @@ from lifecycle.deployments.models import (  # noqa: F401
     Route,
     RouteTablePublication,
 )
+from lifecycle.design.models import DesignCard, DesignCardRevision  # noqa: F401
 from lifecycle.evaluation.models import Evaluation  # noqa: F401
 from lifecycle.governance.models import (  # noqa: F401
     Approval,
