@@ -37,7 +37,7 @@ def _card_clean(raw: Any) -> dict[str, Any]:
     try:
         return card_parse(raw)
     except CardError as exc:
-        details = {f"card.{path}": message for path, message in exc.problems.items()}
+        details = {"card" if path == "card" else f"card.{path}": message for path, message in exc.problems.items()}
         first = next(iter(details.items()))
         raise InvalidInput(f"invalid model card: {first[0]}: {first[1]}", details=details) from exc
 
