@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from frontend import deployment_views, job_views, views
+from frontend import deployment_views, design_views, job_views, views
 
 app_name = "frontend"
 
@@ -18,6 +18,14 @@ urlpatterns = [
     path("models/", views.model_list, name="model-list"),
     path("models/<str:name>/", views.model_detail, name="model-detail"),
     path("models/<str:name>/rollback/", views.model_rollback, name="model-rollback"),
+    path("models/<str:name>/design/", design_views.design_edit, name="design-edit"),
+    path("models/<str:name>/design/complete/", design_views.design_complete, name="design-complete"),
+    path("models/<str:name>/card.md", design_views.design_markdown, name="design-markdown"),
+    path(
+        "models/<str:name>/versions/<int:number>/card.md",
+        design_views.version_card_markdown,
+        name="version-card-markdown",
+    ),
     path("models/<str:name>/versions/<int:number>/", views.version_detail, name="version-detail"),
     path(
         "models/<str:name>/versions/<int:number>/transitions/",

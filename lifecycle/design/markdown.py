@@ -79,6 +79,46 @@ def _met(value: float | None, criterion: Mapping[str, Any]) -> str:
     return "met" if OPERATORS[criterion["op"]](value, criterion["value"]) else "NOT met"
 
 
+def criteria_rows(card: Mapping[str, Any], metrics: Mapping[str, float]) -> list[dict[str, Any]]:
+    """Each success criterion with the version's value and its verdict (``met``, ``NOT
+    met``, ``no value``), then the version's other metrics without a target."""
+    rows = []
+    targeted = set()
+    for criterion in card.get("success_criteria") or []:
+        value = metrics.get(criterion["metric"])
+        targeted.add(criterion["metric"])
+        rows.append(
+            {
+                "metric": criterion["metric"],
+                "value": value,
+                "target": f"{criterion['op']} {_number(criterion['value'])}",
+                "verdict": _met(value, criterion),
+            }
+        )
+    rows += [
+        {"metric": name, "value": metrics[name], "target": "", "verdict": ""}
+        for name in sorted(set(metrics) - targeted)
+    ]
+    return rows
+
+
+def budget_rows(card: Mapping[str, Any], *, size_bytes: int, metrics: Mapping[str, float]) -> list[dict[str, Any]]:
+    """Each budget with its limit, the version's measure (its artifact's size; latency
+    and memory where a metric of that name was recorded) and the verdict (``within``,
+    ``OVER``, or empty when either side is unknown)."""
+    budget = card.get("resource_budget") or {}
+    measured = {
+        "artifact_mb": round(size_bytes / 1_000_000, 3),
+        **{k: metrics.get(k) for k in ("latency_p95_ms", "memory_mb")},
+    }
+    rows = []
+    for key in ("artifact_mb", "latency_p95_ms", "memory_mb"):
+        limit, value = budget.get(key), measured[key]
+        verdict = "" if limit is None or value is None else ("within" if value <= limit else "OVER")
+        rows.append({"budget": key, "limit": limit, "value": value, "verdict": verdict})
+    return rows
+
+
 def card_markdown(
     *,
     model: Mapping[str, Any],
@@ -123,25 +163,13 @@ def _version_section(card: Mapping[str, Any], version: Mapping[str, Any]) -> lis
         "| metric | value | target | verdict |",
         "|---|---|---|---|",
     ]
-    targeted = set()
-    for criterion in card.get("success_criteria") or []:
-        value = metrics.get(criterion["metric"])
-        targeted.add(criterion["metric"])
-        lines.append(
-            f"| {_cell(criterion['metric'])} | {_number(value)} | {criterion['op']} {_number(criterion['value'])} "
-            f"| {_met(value, criterion)} |"
-        )
-    for name in sorted(set(metrics) - targeted):
-        lines.append(f"| {_cell(name)} | {_number(metrics[name])} | — | — |")
-    budget = card.get("resource_budget") or {}
-    size_mb = (version.get("size_bytes") or 0) / 1_000_000
+    lines += [
+        f"| {_cell(row['metric'])} | {_number(row['value'])} | {row['target'] or '—'} | {row['verdict'] or '—'} |"
+        for row in criteria_rows(card, metrics)
+    ]
     lines += ["", "### Resource budget", "", "| budget | limit | this version | verdict |", "|---|---|---|---|"]
-    limit = budget.get("artifact_mb")
-    verdict = "—" if limit is None else ("within" if size_mb <= limit else "OVER")
-    lines.append(f"| artifact_mb | {_number(limit)} | {_number(round(size_mb, 3))} | {verdict} |")
-    for key in ("latency_p95_ms", "memory_mb"):
-        measured = metrics.get(key)
-        limit = budget.get(key)
-        verdict = "—" if limit is None or measured is None else ("within" if measured <= limit else "OVER")
-        lines.append(f"| {key} | {_number(limit)} | {_number(measured)} | {verdict} |")
+    lines += [
+        f"| {row['budget']} | {_number(row['limit'])} | {_number(row['value'])} | {row['verdict'] or '—'} |"
+        for row in budget_rows(card, size_bytes=version.get("size_bytes") or 0, metrics=metrics)
+    ]
     return [*lines, ""]

@@ -10,7 +10,7 @@ from typing import Any
 from django.db.models import QuerySet
 
 from lifecycle.design.card import card_empty, card_missing
-from lifecycle.design.markdown import card_markdown
+from lifecycle.design.markdown import budget_rows, card_markdown, criteria_rows
 from lifecycle.design.models import DesignCard, DesignCardRevision
 from registry.models import ModelVersion, RegisteredModel, VersionMetric
 
@@ -91,4 +91,24 @@ def version_card_markdown(*, version: ModelVersion) -> str:
     }
     return card_markdown(
         model=_model_facts(model), card=state.card, revision=state.revision, missing=state.missing, version=facts
+    )
+
+
+@dataclass(frozen=True)
+class VersionCardChecks:
+    """A version set against its model's card: each success criterion with the
+    version's value and verdict, and each budget with its measure."""
+
+    state: DesignState
+    criteria: list[dict[str, Any]]
+    budgets: list[dict[str, Any]]
+
+
+def version_card_checks(*, version: ModelVersion) -> VersionCardChecks:
+    state = design_state(model=version.model)
+    metrics = version_current_metrics(version)
+    return VersionCardChecks(
+        state=state,
+        criteria=criteria_rows(state.card, metrics),
+        budgets=budget_rows(state.card, size_bytes=version.size_bytes, metrics=metrics),
     )
