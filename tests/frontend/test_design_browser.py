@@ -1,6 +1,9 @@
 """The design stage in a real browser: a developer writes the model card of a model in
 design, is told what is still missing, completes design and sees the seeded gates."""
 
+# The browser fixtures are imported from test_browser; the test's parameters name them.
+# ruff: noqa: F811
+
 from __future__ import annotations
 
 import os
@@ -28,7 +31,11 @@ def live_design_model(transactional_db, owner: Actor) -> RegisteredModel:
 
 
 def test_developer_writes_the_card_completes_design_and_sees_the_gates(
-    page, live_server, live_design_model, owner: Actor, screenshots: Path
+    page,
+    live_server,
+    live_design_model,
+    owner: Actor,
+    screenshots: Path,
 ) -> None:
     from playwright.sync_api import expect
 
