@@ -4,6 +4,7 @@ from typing import Any
 
 from django.contrib import admin
 
+from lifecycle.design.models import DesignCard, DesignCardRevision
 from lifecycle.governance.models import (
     Approval,
     AuditRecord,
@@ -65,3 +66,17 @@ class WebhookAdmin(admin.ModelAdmin):
 class WebhookDeliveryAdmin(ReadOnlyAdmin):
     list_display = ("delivery_id", "webhook", "status", "attempts", "last_status_code", "next_attempt_at")
     list_filter = ("status",)
+
+
+@admin.register(DesignCard)
+class DesignCardAdmin(ReadOnlyAdmin):
+    """Model cards change only through ``design_card_update`` (revisions, audit)."""
+
+    list_display = ("model", "revision", "updated_by", "updated_at", "completed_at")
+    search_fields = ("model__name",)
+
+
+@admin.register(DesignCardRevision)
+class DesignCardRevisionAdmin(ReadOnlyAdmin):
+    list_display = ("card", "number", "actor", "created_at", "reason")
+    search_fields = ("card__model__name",)
