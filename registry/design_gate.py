@@ -33,11 +33,11 @@ def model_accepts_versions_require(model: RegisteredModel, *, action: str) -> No
     missing = _missing_fields(model) if _missing_fields is not None else []
     where = f"POST /api/v1/models/{model.name}/design/complete/"
     if missing:
-        todo = f"its design card still lacks {', '.join(missing)}; fill them in (PUT /api/v1/models/{model.name}/design/), then {where}"
+        next_step = f"its design card still lacks {', '.join(missing)}; fill them in (PUT /api/v1/models/{model.name}/design/), then {where}"
     else:
-        todo = f"its design card is complete: {where} to leave design"
+        next_step = f"its design card is complete: {where} to leave design"
     raise Conflict(
-        f"{action} is refused: model {model.name!r} is in the {model.stage} stage; {todo}",
+        f"{action} is refused: model {model.name!r} is in the {model.stage} stage; {next_step}",
         code="model_in_design" if model.stage == ModelStage.DESIGN else "model_stage",
         details={"stage": model.stage, "missing": missing},
     )
