@@ -10,7 +10,7 @@ from typing import Any
 
 from django import forms
 
-from registry.choices import Stage
+from registry.choices import Stage, TaskType
 from registry.errors import InvalidInput
 
 _TEXT = 5000
@@ -51,6 +51,31 @@ class DeploymentReasonForm(forms.Form):
     reason is required (abort and stop)."""
 
     reason = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class DesignCardForm(forms.Form):
+    """The model card as a page edits it: lists one entry per line
+    (``frontend/design_cards.py`` turns the lines into the card the service takes)."""
+
+    revision = forms.IntegerField(min_value=0)
+    intended_use = forms.CharField(required=False, max_length=_TEXT, widget=forms.Textarea(attrs={"rows": 3}))
+    out_of_scope_uses = forms.CharField(required=False, max_length=_TEXT, widget=forms.Textarea(attrs={"rows": 3}))
+    owner = forms.CharField(required=False, max_length=500)
+    task = forms.ChoiceField(required=False, choices=[("", "—"), *TaskType.choices])
+    input_schema = forms.CharField(required=False, max_length=_TEXT, widget=forms.Textarea(attrs={"rows": 4}))
+    output_schema = forms.CharField(required=False, max_length=_TEXT, widget=forms.Textarea(attrs={"rows": 2}))
+    datasets = forms.CharField(required=False, max_length=_TEXT, widget=forms.Textarea(attrs={"rows": 2}))
+    success_criteria = forms.CharField(required=False, max_length=_TEXT, widget=forms.Textarea(attrs={"rows": 3}))
+    risks = forms.CharField(required=False, max_length=_TEXT, widget=forms.Textarea(attrs={"rows": 3}))
+    fairness = forms.CharField(required=False, max_length=_TEXT, widget=forms.Textarea(attrs={"rows": 3}))
+    latency_p95_ms = forms.FloatField(required=False, min_value=0.0)
+    memory_mb = forms.FloatField(required=False, min_value=0.0)
+    artifact_mb = forms.FloatField(required=False, min_value=0.0)
+    reason = forms.CharField(required=False, max_length=2000)
+
+
+class DesignCompleteForm(forms.Form):
+    reason = forms.CharField(required=False, max_length=2000)
 
 
 def form_data(form_class: type[forms.Form], data: Any) -> dict[str, Any]:

@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from frontend import deployment_views, job_views, monitoring_views, views
+from frontend import deployment_views, design_views, job_views, monitoring_views, views
 
 app_name = "frontend"
 
@@ -21,6 +21,14 @@ urlpatterns = [
     path("models/<str:name>/monitoring/", monitoring_views.model_monitoring, name="model-monitoring"),
     path("alerts/<int:pk>/acknowledge/", monitoring_views.alert_acknowledge, name="alert-acknowledge"),
     path("alerts/<int:pk>/resolve/", monitoring_views.alert_resolve, name="alert-resolve"),
+    path("models/<str:name>/design/", design_views.design_edit, name="design-edit"),
+    path("models/<str:name>/design/complete/", design_views.design_complete, name="design-complete"),
+    path("models/<str:name>/card.md", design_views.design_markdown, name="design-markdown"),
+    path(
+        "models/<str:name>/versions/<int:number>/card.md",
+        design_views.version_card_markdown,
+        name="version-card-markdown",
+    ),
     path("models/<str:name>/versions/<int:number>/", views.version_detail, name="version-detail"),
     path(
         "models/<str:name>/versions/<int:number>/transitions/",

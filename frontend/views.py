@@ -38,6 +38,7 @@ from frontend.lineage import derivation_rows, lineage_graph
 from frontend.signatures import signature_tables
 from lifecycle.deployments import selectors as deployment_selectors
 from lifecycle.derivations import selectors as derivation_selectors
+from lifecycle.design import selectors as design_selectors
 from lifecycle.governance import selectors as lifecycle_selectors
 from lifecycle.governance.choices import TransitionStatus
 from lifecycle.governance.models import Transition
@@ -45,9 +46,10 @@ from lifecycle.governance.services import transitions as transition_services
 from lifecycle.governance.services.audit import audit_verify
 from registry import selectors as registry_selectors
 from registry import storage
-from registry.choices import Stage
+from registry.choices import Role, Stage
 from registry.errors import DomainError, NotFound
 from registry.models import ModelVersion
+from registry.permissions import has_role
 
 PAGE_SIZE = 25
 # The model page shows each deployment whole; its own page has the full history.
@@ -236,6 +238,8 @@ def model_detail(request: HttpRequest, name: str) -> HttpResponse:
             "deployments": deployments,
             "deployment_cards": deployment_cards(request.user, model, deployments, revisions=REVISIONS_ON_MODEL_PAGE),
             "mlflow_ui": settings.MLFLOW_UI_URL,
+            "design": design_selectors.design_state(model=model),
+            "can_edit_design": has_role(request.user, model.team, Role.DEVELOPER),
         },
     )
 
@@ -314,6 +318,7 @@ def version_detail(request: HttpRequest, name: str, number: int) -> HttpResponse
             "nav": "models",
             "model": model,
             "version": version,
+            "card_checks": design_selectors.version_card_checks(version=version),
             "metric_records": registry_selectors.version_metric_records(version, current_only=False),
             "champion": champion,
             "comparison": comparison,

@@ -5,6 +5,7 @@ from typing import Any
 from django.contrib import admin
 
 from lifecycle.derivations.models import Derivation
+from lifecycle.design.models import DesignCard, DesignCardRevision
 from lifecycle.governance.models import (
     Approval,
     AuditRecord,
@@ -72,3 +73,17 @@ class WebhookDeliveryAdmin(ReadOnlyAdmin):
 class DerivationAdmin(ReadOnlyAdmin):
     list_display = ("id", "model", "parent", "version", "method", "state", "job", "created_at")
     list_filter = ("method", "state")
+
+
+@admin.register(DesignCard)
+class DesignCardAdmin(ReadOnlyAdmin):
+    """Model cards change only through ``design_card_update`` (revisions, audit)."""
+
+    list_display = ("model", "revision", "updated_by", "updated_at", "completed_at")
+    search_fields = ("model__name",)
+
+
+@admin.register(DesignCardRevision)
+class DesignCardRevisionAdmin(ReadOnlyAdmin):
+    list_display = ("card", "number", "actor", "created_at", "reason")
+    search_fields = ("card__model__name",)

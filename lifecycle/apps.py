@@ -2,8 +2,9 @@ from django.apps import AppConfig
 
 
 class LifecycleConfig(AppConfig):
-    """What happens to models: one package per stage (governance, jobs, training,
-    evaluation, deployments, derivations), wired together here, the one place that sees them all."""
+    """What happens to models: one package per stage (governance, design, jobs, training,
+    evaluation, deployments, monitoring, derivations), wired together here, the one place that
+    sees them all."""
 
     name = "lifecycle"
     default_auto_field = "django.db.models.BigAutoField"
@@ -11,6 +12,7 @@ class LifecycleConfig(AppConfig):
     def ready(self) -> None:
         from lifecycle.deployments.services import canary_started_at, on_production_changed, replica_outcome_apply
         from lifecycle.derivations.services import derivation_needed, derivation_outcome_apply
+        from lifecycle.design import services as design
         from lifecycle.evaluation.services import evaluation_needed, evaluation_outcome_apply
         from lifecycle.governance import policies, receivers
         from lifecycle.governance.signals import (
@@ -30,6 +32,7 @@ class LifecycleConfig(AppConfig):
         policies.install()
         # The policy validator the registry calls is the one that also knows monitors.
         monitoring_policies.install()
+        design.install()
         registry_changed.connect(receivers.on_registry_changed, dispatch_uid="lifecycle.audit")
         evaluation_wanted.connect(evaluation_needed, dispatch_uid="lifecycle.evaluation_wanted")
         job_outcome_handler_register(kinds=(JobKind.TRAIN, JobKind.RETRAIN), handler=training_outcome_apply)

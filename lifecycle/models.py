@@ -13,6 +13,7 @@ from lifecycle.deployments.models import (  # noqa: F401
     RouteTablePublication,
 )
 from lifecycle.derivations.models import Derivation  # noqa: F401
+from lifecycle.design.models import DesignCard, DesignCardRevision  # noqa: F401
 from lifecycle.evaluation.models import Evaluation  # noqa: F401
 from lifecycle.governance.models import (  # noqa: F401
     Approval,

@@ -4,6 +4,7 @@ from django.urls import path
 
 from lifecycle.deployments import api as deployments
 from lifecycle.derivations import api as derivations
+from lifecycle.design import api as design
 from lifecycle.evaluation import api as evaluation
 from lifecycle.governance.api import views
 from lifecycle.jobs.api import views as jobs
@@ -12,6 +13,15 @@ from lifecycle.monitoring.api import predictions as monitoring_predictions
 from lifecycle.training import api as training
 
 urlpatterns = [
+    path("models/<str:name>/design/", design.DesignView.as_view(), name="model-design"),
+    path("models/<str:name>/design/complete/", design.DesignCompleteView.as_view(), name="model-design-complete"),
+    path("models/<str:name>/design/revisions/", design.DesignRevisionsView.as_view(), name="model-design-revisions"),
+    path("models/<str:name>/design/card.md", design.DesignMarkdownView.as_view(), name="model-design-markdown"),
+    path(
+        "models/<str:name>/versions/<int:version>/card.md",
+        design.VersionCardMarkdownView.as_view(),
+        name="version-card-markdown",
+    ),
     path(
         "models/<str:name>/versions/<int:version>/transitions/",
         views.TransitionRequestView.as_view(),

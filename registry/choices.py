@@ -49,6 +49,32 @@ ACTIVE_STAGES = frozenset({Stage.TRAINING, Stage.EVALUATION, Stage.STAGING, Stag
 STAGE_ALIASES: dict[str, str] = {Stage.PRODUCTION: "champion", Stage.STAGING: "challenger"}
 
 
+class ModelStage(models.TextChoices):
+    """Where a registered model is as a whole, beside its versions' stages.
+
+    ``design``: its model card is being written; no version may be registered or trained
+    until design is completed. ``active``: design is over (or was never asked for), and
+    each version moves through ``Stage``. A model created without asking for design
+    starts ``active``, as every model did before the design stage existed.
+    """
+
+    DESIGN = "design", "Design"
+    ACTIVE = "active", "Active"
+
+
+MODEL_STAGE_TRANSITIONS: dict[str, frozenset[str]] = {
+    # Leaving design is gated by a complete model card (``lifecycle/design/``).
+    ModelStage.DESIGN: frozenset({ModelStage.ACTIVE}),
+    ModelStage.ACTIVE: frozenset(),
+}
+# Model stages in which versions may be registered and trained.
+MODEL_STAGES_ACCEPTING_VERSIONS = frozenset({ModelStage.ACTIVE})
+
+
+def allowed_model_transition(from_stage: str, to_stage: str) -> bool:
+    return to_stage in MODEL_STAGE_TRANSITIONS.get(from_stage, frozenset())
+
+
 class VersionStatus(models.TextChoices):
     """Whether the version's artifact is usable (MLflow's READY / FAILED_REGISTRATION)."""
 

@@ -14,6 +14,7 @@ from django.db.models import Q
 from registry.choices import (
     DatasetFormat,
     MetricSource,
+    ModelStage,
     Role,
     Stage,
     TaskType,
@@ -96,6 +97,8 @@ class RegisteredModel(models.Model):
     team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="models")
     description = models.TextField(blank=True)
     task = models.CharField(max_length=32, choices=TaskType.choices, default=TaskType.CLASSIFICATION)
+    # Written only by ``model_create`` and the design stage's completion (compare-and-swap).
+    stage = models.CharField(max_length=16, choices=ModelStage.choices, default=ModelStage.ACTIVE)
     primary_metric = models.CharField(max_length=128, blank=True)
     policy = models.JSONField(default=dict, blank=True)
     dataset = models.ForeignKey(Dataset, null=True, blank=True, on_delete=models.PROTECT, related_name="models")
@@ -108,6 +111,7 @@ class RegisteredModel(models.Model):
         indexes = [models.Index(fields=["team", "name"], name="model_team_name")]
         constraints = [
             models.CheckConstraint(condition=Q(task__in=TaskType.values), name="model_task_valid"),
+            models.CheckConstraint(condition=Q(stage__in=ModelStage.values), name="model_stage_valid"),
         ]
 
     def __str__(self) -> str:

@@ -35,6 +35,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ("lifecycle.training",),
     ("lifecycle.evaluation",),
     ("lifecycle.jobs",),
+    ("lifecycle.design",),
     ("lifecycle.governance",),
     ("lifecycle.enqueue", "lifecycle.metric_direction"),
     ("registry",),
@@ -50,6 +51,8 @@ LOWER_ROOMS = ("services", "selectors", "models", "choices")
 # benchmarkable without Django.
 PURE_CORES = (
     "lifecycle.governance.rules",
+    "lifecycle.design.card",
+    "lifecycle.design.markdown",
     "lifecycle.jobs.scheduling",
     "lifecycle.jobs.spec",
     "lifecycle.jobs.runner",

@@ -50,6 +50,8 @@ EVENT_TYPES = (
     "model.created",
     "model.updated",
     "model.policy_changed",
+    "model.design_updated",
+    "model.design_completed",
     "version.registered",
     "transition.requested",
     "transition.approved",

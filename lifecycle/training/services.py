@@ -33,6 +33,7 @@ from lifecycle.jobs.services import job_submit
 from lifecycle.metric_direction import default_direction
 from lifecycle.training.models import RetrainSchedule
 from registry.choices import Role, Stage
+from registry.design_gate import model_accepts_versions_require
 from registry.errors import Conflict, DependencyUnavailable, DomainError, InvalidInput
 from registry.models import ModelVersion, RegisteredModel
 from registry.permissions import require_role
@@ -95,6 +96,7 @@ def training_submit(
 ) -> Job:
     """Queue a training job (or a sweep fanning out training jobs) for a model."""
     require_role(actor, model.team, Role.DEVELOPER, action="training a model")
+    model_accepts_versions_require(model, action="training a model")
     dataset = model_dataset(model)
     if request_stage not in (None, Stage.STAGING, Stage.PRODUCTION):
         raise InvalidInput("request_stage must be staging or production", details={"request_stage": "invalid"})

@@ -15,7 +15,7 @@ from rest_framework import ISO_8601, serializers
 from rest_framework.settings import api_settings
 
 from registry import selectors
-from registry.choices import DatasetFormat, TaskType
+from registry.choices import DatasetFormat, ModelStage, TaskType
 from registry.models import Dataset, ModelVersion, RegisteredModel
 
 NAME_FIELD = {"max_length": 128}
@@ -51,6 +51,9 @@ class ModelCreateIn(StrictSerializer):
     policy = serializers.JSONField(required=False, allow_null=True)
     dataset = serializers.CharField(required=False, allow_null=True, allow_blank=True, max_length=128)
     tags = serializers.DictField(child=serializers.CharField(max_length=512, allow_blank=True), required=False)
+    # "design" starts the model in the design stage (see docs/design.md); the default,
+    # "active", lets versions be registered at once.
+    stage = serializers.ChoiceField(choices=ModelStage.choices, required=False, default=ModelStage.ACTIVE)
 
 
 class ModelUpdateIn(StrictSerializer):
@@ -68,6 +71,7 @@ class ModelOut(serializers.Serializer):
     team = serializers.CharField(source="team.name")
     description = serializers.CharField()
     task = serializers.CharField()
+    stage = serializers.CharField()
     primary_metric = serializers.CharField()
     policy = serializers.JSONField()
     dataset = serializers.SerializerMethodField()

@@ -17,7 +17,7 @@ from the module itself, and no module here imports this one.
 
 from registry.services.aliases import alias_delete, alias_mirror, alias_point, alias_set
 from registry.services.datasets import dataset_create, dataset_digest_refresh
-from registry.services.models import model_create, model_snapshot, model_update
+from registry.services.models import model_create, model_policy_extend, model_snapshot, model_update
 from registry.services.sync import SyncReport, mlflow_sync
 from registry.services.teams import membership_set, team_ensure
 from registry.services.tokens import api_token_authenticate, api_token_issue, user_with_token
@@ -46,6 +46,7 @@ __all__ = [
     "metrics_record",
     "mlflow_sync",
     "model_create",
+    "model_policy_extend",
     "model_snapshot",
     "model_update",
     "model_version_register",

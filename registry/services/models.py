@@ -7,7 +7,7 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 
-from registry.choices import Role, TaskType
+from registry.choices import ModelStage, Role, TaskType
 from registry.errors import Conflict, InvalidInput
 from registry.models import ModelTag, RegisteredModel, Team
 from registry.permissions import require_role
@@ -24,6 +24,7 @@ def model_snapshot(model: RegisteredModel) -> dict[str, Any]:
         "team": model.team.name,
         "description": model.description,
         "task": model.task,
+        "stage": model.stage,
         "primary_metric": model.primary_metric,
         "policy": model.policy,
         "dataset": model.dataset.name if model.dataset_id else None,
@@ -42,10 +43,18 @@ def model_create(
     policy: Any = None,
     dataset: str | None = None,
     tags: Any = None,
+    stage: str = ModelStage.ACTIVE,
 ) -> RegisteredModel:
-    """Define a model (its DESIGN phase): owner team, task, primary metric, dataset, policy."""
+    """Define a model: owner team, task, primary metric, dataset, policy.
+
+    ``stage="design"`` starts it in the design stage: no version may be registered or
+    trained until its model card is complete and design is completed
+    (``lifecycle.design``). The default, ``active``, is what callers that register
+    versions at once have always had."""
     require_role(actor, team, Role.DEVELOPER, action="creating a model")
     name_validate(name)
+    if stage not in ModelStage.values:
+        raise InvalidInput(f"stage {stage!r} is not one of {ModelStage.values}", details={"stage": "invalid"})
     canonical_policy = policy_validate({} if policy is None else policy)
     clean_tags = tags_validate(tags)
     dataset_obj = dataset_in_team(team, dataset)
@@ -56,6 +65,7 @@ def model_create(
                 team=team,
                 description=description or "",
                 task=task_validate(task),
+                stage=stage,
                 primary_metric=metric_name_validate(primary_metric, "primary_metric"),
                 policy=canonical_policy,
                 dataset=dataset_obj,
@@ -107,4 +117,39 @@ def model_update(
         after = model_snapshot(locked)
         action = "model.policy_change" if before["policy"] != after["policy"] else "model.update"
         change_announce(action, actor=actor, target=locked, before=before, after=after, reason=reason)
+    return locked
+
+
+def model_policy_extend(
+    *, actor: AbstractBaseUser, model: RegisteredModel, rules: list[dict[str, Any]], reason: str
+) -> RegisteredModel:
+    """Add gates to a model's policy, never removing or changing one: the rules not
+    already in it (in canonical form) are appended, validated and audited like any
+    policy change (``model.policy_change``).
+
+    Adding a gate only makes promotion stricter, so developers may do it (this is how a
+    completed design card seeds its success criteria); changing or removing gates stays
+    with approvers (``model_update``)."""
+    require_role(actor, model.team, Role.DEVELOPER, action="adding gates to a model's policy")
+    with transaction.atomic():
+        locked = (
+            RegisteredModel.objects.select_for_update(of=("self",)).select_related("team", "dataset").get(pk=model.pk)
+        )
+        before = model_snapshot(locked)
+        current = policy_validate(locked.policy or {})
+        existing = list(current.get("rules", []))
+        added = policy_validate({"rules": list(rules)}).get("rules", [])
+        fresh = [rule for rule in added if rule not in existing]
+        if not fresh:
+            return locked
+        locked.policy = policy_validate({"rules": existing + fresh})
+        locked.save(update_fields=["policy", "updated_at"])
+        change_announce(
+            "model.policy_change",
+            actor=actor,
+            target=locked,
+            before=before,
+            after=model_snapshot(locked),
+            reason=reason,
+        )
     return locked

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from registry import mlflow_gateway, storage
 from registry.choices import MetricSource, Role
+from registry.design_gate import model_accepts_versions_require
 from registry.errors import InvalidInput, NotFound
 from registry.models import Dataset, ModelVersion, RegisteredModel, VersionMetric, VersionTag
 from registry.permissions import require_role
@@ -209,6 +210,7 @@ def model_version_register(
     version with the same number, then records everything in one transaction.
     """
     require_role(actor, model.team, Role.DEVELOPER, action="registering a version")
+    model_accepts_versions_require(model, action="registering a version")
     if bool(run_id) == bool(source):
         raise InvalidInput(
             "give exactly one of run_id or source",

@@ -1,5 +1,5 @@
 """``manage.py demo_loop``: the lifecycle loop on the seeded demo model, through the
-platform's own jobs: train a first version, evaluate it, promote it (its gates pass and
+platform's own jobs: write its model card and complete its design, train a first version, evaluate it, promote it (its gates pass and
 the demo approver approves), deploy it and send it predictions through the serving
 gateway, then train a second one that is evaluated against it, goes to staging, takes
 20% of live traffic as a canary, and is left waiting for approval of its promotion with
@@ -26,13 +26,33 @@ from lifecycle.deployments.selectors import route_table_document
 from lifecycle.deployments.services import canary_promote, canary_set, deployment_create
 from lifecycle.derivations.models import Derivation
 from lifecycle.derivations.services import version_derive
+from lifecycle.design.selectors import design_state
+from lifecycle.design.services import design_card_update, model_design_complete
 from lifecycle.governance.models import Transition
 from lifecycle.governance.services.transitions import transition_approve
 from lifecycle.management.demo_monitoring import monitoring_demo
 from lifecycle.training.services import training_submit
+from registry.choices import ModelStage
 from registry.models import ModelVersion, RegisteredModel
 
 DEMO_MODEL = "breast-cancer-classifier"
+DEMO_CARD = {
+    "intended_use": "Second opinion on whether a breast mass is malignant, from the 30 Wisconsin measurements "
+    "of a fine-needle aspirate, for a clinician who reads the same image.",
+    "out_of_scope_uses": ["diagnosis without a clinician", "other tissue or imaging types"],
+    "owner": "alice (demo team)",
+    "task": "classification",
+    "input_schema": [
+        {"name": name, "type": "double"}
+        for name in ("mean radius", "mean texture", "mean perimeter", "mean area", "mean smoothness")
+    ],
+    "output_schema": [{"name": "prediction", "type": "long"}],
+    "datasets": [{"name": "breast-cancer", "role": "training"}, {"name": "breast-cancer", "role": "evaluation"}],
+    "success_criteria": [{"metric": "f1", "op": ">=", "value": 0.9}],
+    "risks": ["a missed malignancy (false negative) delays treatment", "569 samples from one clinic"],
+    "fairness": "The dataset records no patient attributes, so no group can be compared; recall is watched instead.",
+    "resource_budget": {"latency_p95_ms": 200, "memory_mb": 512, "artifact_mb": 20},
+}
 
 
 class Command(BaseCommand):
@@ -156,6 +176,19 @@ class Command(BaseCommand):
             f"{found.agreement.get('label_agreement', 0) * 100:.1f}% of the test rows"
         )
 
+    def design_complete(self, model: RegisteredModel, alice: Any) -> RegisteredModel:
+        """Alice writes the demo model's card and completes its design (the design stage)."""
+        if model.stage != ModelStage.DESIGN:
+            return model
+        state = design_state(model=model)
+        if state.missing:
+            design_card_update(
+                model=model, card=DEMO_CARD, actor=alice, expected_revision=state.revision, reason="demo card"
+            )
+        model = model_design_complete(model=model, actor=alice, reason="demo: card written")
+        self.stdout.write(f"alice wrote the model card and completed design: {model.name} is {model.stage}")
+        return model
+
     def _say(self, transition: Transition) -> None:
         self.stdout.write(f"v{transition.version.version} → production: {transition.status}")
         for gate in transition.gates:
@@ -170,6 +203,7 @@ class Command(BaseCommand):
             return
         users = get_user_model().objects
         alice, bob = users.get(username="alice"), users.get(username="bob")
+        model = self.design_complete(model, alice)
         training_submit(
             actor=alice,
             model=model,

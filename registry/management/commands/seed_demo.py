@@ -1,5 +1,5 @@
 """``manage.py seed_demo``: a demo team, users, the bundled breast-cancer dataset and a
-model with a promotion policy. Safe to run again. ``manage.py demo_loop`` then trains,
+model with a promotion policy, in the design stage. Safe to run again. ``manage.py demo_loop`` then trains,
 evaluates and promotes versions of it through the platform's own jobs."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from registry.choices import Role, TokenScope
+from registry.choices import ModelStage, Role, TokenScope
 from registry.models import Dataset, RegisteredModel
 from registry.services.datasets import dataset_create
 from registry.services.models import model_create
@@ -68,6 +68,8 @@ class Command(BaseCommand):
                 policy=DEMO_POLICY,
                 dataset=dataset.name,
                 tags={"domain": "health", "owner": "alice"},
+                # demo_loop writes its model card and completes design before training.
+                stage=ModelStage.DESIGN,
             )
         # The demo's token also calls the serving gateway (``serve``).
         _, token = api_token_issue(
