@@ -139,11 +139,16 @@ def _transition_lines(transition: JsonObject) -> list[str]:
         f"{transition['status']} (request #{transition['id']})"
     )
     lines = [head, *_gate_lines(transition)]
-    if transition.get("status_detail"):
-        lines.append(f"  {transition['status_detail']}")
+    detail = transition.get("status_detail") or ""
+    # A blocked request's detail starts by repeating its failed gates, printed above.
+    failed = "; ".join(f"{g['rule']}: {g['detail']}" for g in transition.get("gates") or [] if g["status"] == "failed")
+    detail = detail.removeprefix(f"blocked by {failed}").lstrip("; ") if failed else detail
+    if detail:
+        lines.append(f"  {detail}")
     for decision in transition.get("approvals") or []:
         comment = f": {decision['comment']}" if decision.get("comment") else ""
-        lines.append(f"  {decision['decision']} by {decision['user']} ({decision['role']}){comment}")
+        verb = {"approve": "approved", "reject": "rejected"}.get(decision.get("decision"), decision.get("decision"))
+        lines.append(f"  {verb} by {decision['user']} ({decision['role']}){comment}")
     return lines
 
 
@@ -296,10 +301,14 @@ def cmd_promote(args: argparse.Namespace, out: Output) -> int:
     for step in steps:
         key = f"{args.idempotency_key}-{step}" if args.idempotency_key else None
         transition = _request(client, args, args.version, step, key)
+        if transition.get("status") != "applied":
+            # A replayed Idempotency-Key answers the request as it was first decided: read
+            # what it is now (an approval or an evaluation may have moved it since).
+            transition = client.transition(transition["id"])
         if args.wait and client.transition_undecided(transition):
 
             def report(seen: JsonObject) -> None:
-                out.progress(f"request #{seen['id']}: {seen['status']}: {seen.get('status_detail') or ''}")
+                out.progress(f"request #{seen['id']}: {seen.get('status_detail') or seen['status']}")
 
             try:
                 transition = client.wait_transition(
@@ -350,7 +359,7 @@ def cmd_deploy(args: argparse.Namespace, out: Output) -> int:
                 deployment["id"],
                 timeout=args.timeout,
                 poll=args.poll,
-                on_change=lambda d: out.progress(f"deployment #{d['id']}: {d['state']} {d.get('state_detail') or ''}"),
+                on_change=lambda d: out.progress(f"deployment #{d['id']}: {d['state']}: {d.get('state_detail') or ''}"),
             )
         except WaitTimeout as exc:
             out.document(exc.last)

@@ -170,9 +170,9 @@ def test_a_run_is_registered_promoted_to_staging_and_into_production_once_an_app
     stdout, stderr = waiting.communicate(timeout=60)
 
     assert waiting.returncode == 0, (stdout, stderr)
-    assert f"request #{pending.pk}: pending: waiting: 0 of 1 approval" in stderr
+    assert f"request #{pending.pk}: waiting: 0 of 1 approval" in stderr
     assert f"fraud-detector v1: staging -> production: applied (request #{pending.pk})" in stdout
-    assert "approve by approver (approver): ok" in stdout
+    assert "approved by approver (approver): ok" in stdout
     assert ModelVersion.objects.get(version=1).stage == "production"
     assert "aliases: champion -> v1" in cli("status", "--model", "fraud-detector").stdout
 
