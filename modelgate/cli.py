@@ -95,7 +95,7 @@ def client_from(args: argparse.Namespace) -> Client:
 
 
 class Output:
-    """Human lines or one JSON document on stdout; progress and errors on stderr."""
+    """Human lines or one JSON document on stdout; progress (not with --json) and errors on stderr."""
 
     def __init__(self, *, as_json: bool, stdout: TextIO, stderr: TextIO) -> None:
         self.as_json = as_json
@@ -107,12 +107,21 @@ class Output:
             print(text, file=self.stdout)
 
     def progress(self, text: str) -> None:
-        print(text, file=self.stderr, flush=True)
+        # Quiet under --json: stderr then holds nothing but an error document.
+        if not self.as_json:
+            print(text, file=self.stderr, flush=True)
 
     def document(self, data: Any) -> None:
         if self.as_json:
             json.dump(data, self.stdout, indent=2, sort_keys=True)
             self.stdout.write("\n")
+
+    def undecided(self, exc: WaitTimeout) -> None:
+        """A wait that ran out: not an error of the command, but reported like one."""
+        if self.as_json:
+            print(json.dumps({"error": exc.to_dict()}, sort_keys=True), file=self.stderr)
+        else:
+            print(f"modelgate: {exc}", file=self.stderr)
 
     def error(self, exc: ModelGateError) -> None:
         if self.as_json:
@@ -317,7 +326,7 @@ def cmd_promote(args: argparse.Namespace, out: Output) -> int:
             except WaitTimeout as exc:
                 out.document(exc.last)
                 out.line("\n".join(_transition_lines(exc.last or transition)))
-                out.progress(f"modelgate: {exc}")
+                out.undecided(exc)
                 return EXIT_UNDECIDED
         out.line("\n".join(_transition_lines(transition)))
         if transition.get("status") != "applied":
@@ -363,7 +372,7 @@ def cmd_deploy(args: argparse.Namespace, out: Output) -> int:
             )
         except WaitTimeout as exc:
             out.document(exc.last)
-            out.progress(f"modelgate: {exc}")
+            out.undecided(exc)
             return EXIT_UNDECIDED
         out.line(f"Deployment #{deployment['id']}: {deployment['state']} {deployment.get('state_detail') or ''}")
     out.document(deployment)

@@ -29,7 +29,7 @@ from sklearn.metrics import f1_score
 from lifecycle.deployments import services as deployment_services
 from lifecycle.deployments.choices import ReplicaState
 from lifecycle.deployments.models import Replica
-from lifecycle.governance.models import Transition
+from lifecycle.governance.models import AuditRecord, Transition
 from registry import storage
 from registry.models import ModelVersion, RegisteredModel
 from registry.services import model_create, team_ensure
@@ -157,12 +157,20 @@ def test_a_run_is_registered_promoted_to_staging_and_into_production_once_an_app
     assert (staged["from_stage"], staged["to"], staged["status"]) == ("evaluation", "staging", "applied")
     assert [(g["rule"], g["status"]) for g in staged["gates"]] == [("metric_threshold", "passed")]
 
+    undecided = cli("promote", "--model", "fraud-detector", "--version", "1", "--to", "production",
+                    "--reason", "better recall", "--wait", "--timeout", "1", "--json")  # fmt: skip
+    assert undecided.returncode == 3, (undecided.stdout, undecided.stderr)
+    assert json.loads(undecided.stdout)["status"] == "pending"
+    assert json.loads(undecided.stderr)["error"]["code"] == "timeout"
+    (pending,) = Transition.objects.filter(to_stage="production", status="pending")
+
+    # Run again (the CI job retried): it follows the open request, rechecked once.
     waiting = cli.start(
         "promote", "--model", "fraud-detector", "--version", "1", "--to", "production", "--reason", "better recall",
         "--wait", "--poll", "0.5", "--timeout", "120",
     )  # fmt: skip
     deadline = time.monotonic() + 60
-    while not (pending := Transition.objects.filter(to_stage="production", status="pending").first()):
+    while not AuditRecord.objects.filter(action="transition.recheck", object_id=str(pending.pk)).exists():
         assert waiting.poll() is None and time.monotonic() < deadline, waiting.communicate()
         time.sleep(0.2)
     response = approver.client.post(f"/api/v1/transitions/{pending.pk}/approve/", {"comment": "ok"}, format="json")
@@ -174,6 +182,7 @@ def test_a_run_is_registered_promoted_to_staging_and_into_production_once_an_app
     assert f"fraud-detector v1: staging -> production: applied (request #{pending.pk})" in stdout
     assert "approved by approver (approver): ok" in stdout
     assert ModelVersion.objects.get(version=1).stage == "production"
+    assert Transition.objects.filter(to_stage="production").count() == 1
     assert "aliases: champion -> v1" in cli("status", "--model", "fraud-detector").stdout
 
 
