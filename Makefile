@@ -7,9 +7,12 @@ PIP_INSTALL := $(PIP) install --quiet --disable-pip-version-check
 
 .PHONY: run test lint bench clean
 
-$(VENV)/.installed: requirements.txt
+# The project itself is installed editable, without dependencies (requirements.txt pins
+# them), which puts the `modelgate` command in $(VENV)/bin.
+$(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP_INSTALL) -r requirements.txt
+	$(PIP_INSTALL) --no-deps -e .
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.txt

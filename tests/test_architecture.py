@@ -16,13 +16,17 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("config", "registry", "lifecycle", "frontend", "serving")
+PACKAGES = ("config", "registry", "lifecycle", "frontend", "serving", "modelgate")
 
 # Highest first: a module may import modules of its own floor or of floors below it.
 # Within lifecycle, each stage is a floor of its own, in the order of the lifecycle:
 # a later stage builds on the earlier ones (training has its runs evaluated,
 # monitoring will roll back through governance), never the other way round.
 FLOORS: tuple[tuple[str, ...], ...] = (
+    # The command line and its client, installed on CI machines: a floor above everything
+    # so nothing of the service imports it, and it imports nothing of the service
+    # (``test_the_client_package_imports_nothing_of_the_service``): it speaks HTTP.
+    ("modelgate",),
     ("config.urls", "config.wsgi", "config.asgi", "config.warmup"),
     ("frontend",),
     # The serving gateway (the data plane): reads the route table the deployment stage
@@ -260,6 +264,22 @@ def test_pure_cores_import_no_framework(core):
     assert [str(found) for module in members for found in _imports_of(module) if _impure(found)] == []
 
 
+CLIENT_PACKAGE = "modelgate"
+
+
+def _service_import(found: Import) -> bool:
+    """An import that only works inside the service: a framework, or a first-party module
+    outside the client package."""
+    top = found.target.split(".")[0]
+    return top in FRAMEWORKS or (top in PACKAGES and top != CLIENT_PACKAGE)
+
+
+def test_the_client_package_imports_nothing_of_the_service():
+    members = [m for m in MODULES if m == CLIENT_PACKAGE or m.startswith(CLIENT_PACKAGE + ".")]
+    assert members, f"{CLIENT_PACKAGE} names no module"
+    assert [str(found) for module in members for found in _imports_of(module) if _service_import(found)] == []
+
+
 # --- the checks themselves can fail ------------------------------------------------
 
 
@@ -288,3 +308,10 @@ def test_a_pure_core_importing_django_or_a_model_is_caught():
 def test_a_circle_of_three_is_found():
     edges = [Import("a", "b", 1), Import("b", "c", 1), Import("c", "a", 1), Import("c", "d", 1)]
     assert cycles(edges) == [["a", "b", "c"]]
+
+
+def test_the_client_importing_the_registry_or_django_is_caught():
+    assert _service_import(Import("modelgate.cli", "registry.models", 1))
+    assert _service_import(Import("modelgate.client", "django.conf", 1))
+    assert not _service_import(Import("modelgate.cli", "modelgate.client", 1))
+    assert not _service_import(Import("modelgate.client", "requests", 1))
