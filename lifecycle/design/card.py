@@ -286,9 +286,12 @@ def seeded_rules(card: Mapping[str, Any], rule_types: Iterable[str]) -> list[dic
     """The policy rules a card's targets become.
 
     Each success criterion is a ``metric_threshold`` gate (on its stages, or the
-    policy's default ones). The budgets become gates only for the rule types the
-    policy language knows (``rule_types``): ``max_latency_ms`` at the 95th percentile
-    and ``max_artifact_mb``. The memory budget is recorded on the card only.
+    policy's default ones). The artifact budget becomes a ``max_artifact_mb`` gate when
+    the policy language knows that rule type (``rule_types``): every version's size is
+    known at registration. The latency and memory budgets stay on the card (each
+    version's card shows them against what was measured): latency is measured by
+    derivation jobs only, so a seeded ``max_latency_ms`` gate would fail every trained
+    version; an owner adds one to the policy where every candidate is measured.
     """
     known = set(rule_types)
     rules: list[dict[str, Any]] = []
@@ -303,8 +306,6 @@ def seeded_rules(card: Mapping[str, Any], rule_types: Iterable[str]) -> list[dic
             rule["stages"] = list(criterion["stages"])
         rules.append(rule)
     budget = card.get("resource_budget") or {}
-    if "max_latency_ms" in known and budget.get("latency_p95_ms") is not None:
-        rules.append({"type": "max_latency_ms", "percentile": 95, "value": budget["latency_p95_ms"]})
     if "max_artifact_mb" in known and budget.get("artifact_mb") is not None:
         rules.append({"type": "max_artifact_mb", "value": budget["artifact_mb"]})
     return rules

@@ -110,18 +110,19 @@ def test_success_criteria_become_metric_threshold_gates_the_policy_accepts():
     parse_policy({"rules": rules})
 
 
-def test_budget_gates_are_seeded_only_for_rule_types_the_policy_language_knows():
+def test_the_artifact_budget_is_seeded_as_a_gate_where_the_policy_language_knows_it():
     card = card_parse(COMPLETE)
     without = seeded_rules(card, ("metric_threshold",))
     assert [rule["type"] for rule in without] == ["metric_threshold"]
-    with_budgets = seeded_rules(card, ("metric_threshold", "max_latency_ms", "max_artifact_mb"))
-    assert with_budgets[1:] == [
-        {"type": "max_latency_ms", "percentile": 95, "value": 5.0},
-        {"type": "max_artifact_mb", "value": 20.0},
-    ]
-    # What this policy language knows decides which budgets seed gates.
-    budget_types = {"max_latency_ms", "max_artifact_mb"} & set(RULE_TYPES)
-    assert {rule["type"] for rule in seeded_rules(card, RULE_TYPES)} == {"metric_threshold", *budget_types}
+    with_budgets = seeded_rules(card, RULE_TYPES)
+    assert with_budgets[1:] == [{"type": "max_artifact_mb", "value": 20.0}]
+    parse_policy({"rules": with_budgets})
+
+
+def test_the_latency_budget_stays_on_the_card_since_trained_versions_are_not_measured():
+    card = card_parse(COMPLETE)
+    assert card["resource_budget"]["latency_p95_ms"] == 5.0
+    assert "max_latency_ms" not in {rule["type"] for rule in seeded_rules(card, RULE_TYPES)}
 
 
 def test_the_card_knows_the_registry_task_types():
