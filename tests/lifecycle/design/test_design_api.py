@@ -207,7 +207,13 @@ def test_seeding_keeps_the_gates_a_policy_already_has_and_adds_each_target_once(
     _put(owner, {"card": complete_card, "revision": 0})
     body = owner.client.post(DESIGN + "complete/", {}, format="json").json()
     kinds = [(r["type"], r.get("metric")) for r in body["policy"]["rules"]]
-    assert kinds == [("metric_threshold", "f1"), ("approvals", None), ("metric_threshold", "auc")]
+    # The card's artifact budget is a gate too; its latency budget stays on the card.
+    assert kinds == [
+        ("metric_threshold", "f1"),
+        ("approvals", None),
+        ("metric_threshold", "auc"),
+        ("max_artifact_mb", None),
+    ]
 
 
 def test_the_card_stays_editable_after_design_without_changing_the_gates(design_model, owner, complete_card):
