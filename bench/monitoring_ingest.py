@@ -49,7 +49,17 @@ from bench.harness.processes import (  # noqa: E402
     run_with_stack,
 )
 from bench.harness.report import Target, Verdicts, machine_summary, mark, result_table  # noqa: E402
-from bench.serving import COLUMNS, MODEL, PAYLOAD, ROUTE_TABLE_FILE, TOKEN, _route_table, _save_model  # noqa: E402
+from bench.serving import (  # noqa: E402
+    COLUMNS,
+    MODEL,
+    PAYLOAD,
+    ROUTE_TABLE_FILE,
+    TOKEN,
+    _route_table,
+    _save_model,
+    gateway_start,
+    replica_start,
+)
 
 LOG_DIR = "MODELGATE_BENCH_PREDICTION_LOG"
 TARGET_LOGGED_P50 = Target("p50 added by logging", 0.5, higher_is_better=False, unit=" ms")
@@ -157,25 +167,7 @@ def section_gateway(args: argparse.Namespace, stack: Stack, judged: Verdicts) ->
         flush=True,
     )
     signature = _save_model(stack.workdir / "model")
-    from mlflow.pyfunc import scoring_server
-
-    replica_port = free_port()
-    replica = stack.start(
-        "replica",
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--host",
-            HOST,
-            "--port",
-            str(replica_port),
-            "--no-access-log",
-            "mlflow.pyfunc.scoring_server.app:app",
-        ],
-        child_env({scoring_server._SERVER_MODEL_PATH: str(stack.workdir / "model")}),
-    )
-    replica_url = f"http://{HOST}:{replica_port}"
+    replica, replica_url = replica_start(stack, stack.workdir / "model")
     document = _route_table(replica_url, signature)
     document["deployments"][0]["log"] = {"sample_rate": 1.0, "pii": [COLUMNS[0]]}
     table_file = stack.workdir / "route-table.json"
@@ -183,26 +175,12 @@ def section_gateway(args: argparse.Namespace, stack: Stack, judged: Verdicts) ->
     log_dir = stack.workdir / "prediction-log"
     urls = {}
     for name, factory in (("logged", "logged_gateway_app"), ("plain", "plain_gateway_app")):
-        port = free_port()
-        process = stack.start(
+        process, urls[name] = gateway_start(
+            stack,
             f"gateway-{name}",
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--factory",
-                f"bench.monitoring_ingest:{factory}",
-                "--host",
-                HOST,
-                "--port",
-                str(port),
-                "--no-access-log",
-                "--log-level",
-                "warning",
-            ],
-            child_env({ROUTE_TABLE_FILE: str(table_file), LOG_DIR: str(log_dir)}),
+            f"bench.monitoring_ingest:{factory}",
+            {ROUTE_TABLE_FILE: str(table_file), LOG_DIR: str(log_dir)},
         )
-        urls[name] = f"http://{HOST}:{port}"
         stack.wait_ready(
             f"gateway-{name}", process, lambda u=urls[name]: status_of(f"{u}/serve/-/health", timeout=2) == 200, 60
         )

@@ -117,16 +117,13 @@ def _route_table(replica_url: str, signature: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def run(args: argparse.Namespace, stack: Stack) -> bool:
-    load_at_start = os.getloadavg()[0]
-    isolate_this_process()
-    print(f"machine   : {machine_summary(load_at_start)}", flush=True)
-    signature = _save_model(stack.workdir / "model")
-
+def replica_start(stack: Stack, model_dir: Path) -> tuple[Any, str]:
+    """MLflow's scoring server for the model saved in ``model_dir`` (the uvicorn app
+    ``mlflow models serve --env-manager local`` runs), and its URL."""
     from mlflow.pyfunc import scoring_server
 
-    replica_port, gateway_port = free_port(), free_port()
-    replica = stack.start(
+    port = free_port()
+    process = stack.start(
         "replica",
         [
             sys.executable,
@@ -135,27 +132,31 @@ def run(args: argparse.Namespace, stack: Stack) -> bool:
             "--host",
             HOST,
             "--port",
-            str(replica_port),
+            str(port),
             "--no-access-log",
             "mlflow.pyfunc.scoring_server.app:app",
         ],
-        child_env({scoring_server._SERVER_MODEL_PATH: str(stack.workdir / "model")}),
+        child_env({scoring_server._SERVER_MODEL_PATH: str(model_dir)}),
     )
-    replica_url = f"http://{HOST}:{replica_port}"
-    table_file = stack.workdir / "route-table.json"
-    table_file.write_text(json.dumps(_route_table(replica_url, signature)))
-    gateway = stack.start(
-        "gateway",
+    return process, f"http://{HOST}:{port}"
+
+
+def gateway_start(stack: Stack, name: str, factory: str, env: dict[str, str]) -> tuple[Any, str]:
+    """A gateway process serving ``factory`` (``module:function``) as production runs it:
+    uvicorn under uvloop and httptools. Returns the process and its URL."""
+    port = free_port()
+    process = stack.start(
+        name,
         [
             sys.executable,
             "-m",
             "uvicorn",
             "--factory",
-            "bench.serving:gateway_app",
+            factory,
             "--host",
             HOST,
             "--port",
-            str(gateway_port),
+            str(port),
             "--no-access-log",
             "--log-level",
             "warning",
@@ -164,9 +165,23 @@ def run(args: argparse.Namespace, stack: Stack) -> bool:
             "--http",
             "httptools",
         ],
-        child_env({ROUTE_TABLE_FILE: str(table_file)}),
+        child_env(env),
     )
-    gateway_url = f"http://{HOST}:{gateway_port}"
+    return process, f"http://{HOST}:{port}"
+
+
+def run(args: argparse.Namespace, stack: Stack) -> bool:
+    load_at_start = os.getloadavg()[0]
+    isolate_this_process()
+    print(f"machine   : {machine_summary(load_at_start)}", flush=True)
+    signature = _save_model(stack.workdir / "model")
+
+    replica, replica_url = replica_start(stack, stack.workdir / "model")
+    table_file = stack.workdir / "route-table.json"
+    table_file.write_text(json.dumps(_route_table(replica_url, signature)))
+    gateway, gateway_url = gateway_start(
+        stack, "gateway", "bench.serving:gateway_app", {ROUTE_TABLE_FILE: str(table_file)}
+    )
     stack.wait_ready("replica", replica, lambda: status_of(f"{replica_url}/ping", timeout=2) == 200, timeout=120)
     stack.wait_ready("gateway", gateway, lambda: status_of(f"{gateway_url}/serve/-/health", timeout=2) == 200, 60)
 
