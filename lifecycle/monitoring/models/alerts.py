@@ -100,8 +100,9 @@ class Alert(models.Model):
     """A monitor rule that fired for a version: firing, then acknowledged, then resolved.
 
     ``dedup_key`` names the rule and what it watches; while an alert with that key is open,
-    the rule firing again only touches ``last_fired_at`` and ``occurrences`` (a database
-    constraint keeps one open alert per key). Its ``action`` runs once: ``action_state``
+    the rule firing again on a later window only moves ``window`` to it and touches
+    ``last_fired_at`` and ``occurrences`` (a database constraint keeps one open alert per
+    key). Its ``action`` runs once: ``action_state``
     leaves ``pending`` by one compare-and-swap."""
 
     model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="alerts")

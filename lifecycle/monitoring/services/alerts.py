@@ -117,7 +117,8 @@ def alert_fire(
     verdict: Verdict,
     window: MonitorWindow | None,
 ) -> tuple[Alert, bool]:
-    """Open an alert for a rule that fired, or count one more occurrence of the open one.
+    """Open an alert for a rule that fired, or count one more occurrence of the open one
+    (once per window: a second pass over the same window changes nothing).
     Returns the alert and whether it is new. A canary's alert aborts the canary whatever
     the rule's action, since a canary is on trial."""
     key = dedup_key(version=version, deployment=deployment, index=index, rule=rule)
@@ -126,10 +127,15 @@ def alert_fire(
     with transaction.atomic():
         open_alert = Alert.objects.select_for_update().filter(dedup_key=key, status__in=ALERT_OPEN_STATES).first()
         if open_alert is not None:
+            # An occurrence is a window that fired, not a pass: the periodic pass runs more
+            # often than windows close, and passes may overlap.
+            if window is not None and open_alert.window_id == window.pk:
+                return open_alert, False
             open_alert.occurrences += 1
             open_alert.last_fired_at = now
             open_alert.observed = verdict.observed
-            open_alert.save(update_fields=["occurrences", "last_fired_at", "observed"])
+            open_alert.window = window
+            open_alert.save(update_fields=["occurrences", "last_fired_at", "observed", "window"])
             return open_alert, False
         action = AlertAction.ABORT_CANARY if _is_canary(version, deployment) else AlertAction(rule.action)
         try:

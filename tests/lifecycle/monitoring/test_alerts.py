@@ -169,6 +169,19 @@ def test_a_drift_rollback_leaves_one_production_version_and_an_audit_record_nami
     assert audit_verify().valid
 
 
+def test_a_second_pass_over_the_same_window_counts_no_new_occurrence(
+    owner, approver, fraud_model, two_productions, cancer
+):
+    monitored(fraud_model, approver, owner, ROLLBACK_ON_DRIFT)
+    _, v2 = two_productions
+    (alert,) = stream(v2, cancer, windows=3, scale=1.5)
+    # The periodic pass runs more often than windows close: judging the same windows again
+    # neither opens an alert nor counts one.
+    assert monitors_evaluate(version=v2, deployment=None) == []
+    alert.refresh_from_db()
+    assert alert.occurrences == 1 and Alert.objects.count() == 1
+
+
 def test_a_duplicate_alert_does_not_roll_back_twice(owner, approver, fraud_model, two_productions, cancer):
     monitored(fraud_model, approver, owner, ROLLBACK_ON_DRIFT)
     _, v2 = two_productions
