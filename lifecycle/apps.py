@@ -14,7 +14,7 @@ class LifecycleConfig(AppConfig):
         from lifecycle.derivations.services import derivation_needed, derivation_outcome_apply
         from lifecycle.design import services as design
         from lifecycle.evaluation.services import evaluation_needed, evaluation_outcome_apply
-        from lifecycle.governance import policies, receivers
+        from lifecycle.governance import receivers
         from lifecycle.governance.signals import (
             canary_start_wanted,
             derivation_wanted,
@@ -29,8 +29,8 @@ class LifecycleConfig(AppConfig):
         from lifecycle.training.services import training_outcome_apply
         from registry.signals import registry_changed
 
-        policies.install()
-        # The policy validator the registry calls is the one that also knows monitors.
+        # The policy validator the registry calls: governance's gate rules and the
+        # monitoring stage's monitors, validated together.
         monitoring_policies.install()
         design.install()
         registry_changed.connect(receivers.on_registry_changed, dispatch_uid="lifecycle.audit")

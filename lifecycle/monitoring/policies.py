@@ -7,9 +7,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from lifecycle.governance.policies import policy_invalid
 from lifecycle.governance.rules import PolicyError, parse_policy, policy_to_dict
 from lifecycle.monitoring.rules import monitors_to_dict, parse_monitors
-from registry.errors import InvalidInput
 from registry.policy import validator_install
 
 
@@ -29,10 +29,7 @@ def policy_with_monitors_canonical(raw: Any) -> dict[str, Any]:
         except PolicyError as exc:
             errors.extend(exc.errors)
     if errors:
-        details = {f"policy.{e['field']}" if e["field"] else "policy": e["message"] for e in errors}
-        first = errors[0]
-        where = f"policy.{first['field']}" if first["field"] else "policy"
-        raise InvalidInput(f"invalid policy: {where}: {first['message']}", details=details)
+        raise policy_invalid(errors)
     if monitors:
         canonical["monitors"] = monitors
     return canonical
