@@ -5,6 +5,10 @@ A replica that cannot be reached, drops the connection or answers 5xx costs only
 time to try the next one; a 4xx is the replica's verdict on the request and is returned
 as it is. A replica that could not be reached is tried last for a few seconds, so a dead
 one does not cost every request a connection attempt.
+
+One call has one deadline across all of its attempts: each attempt gets what is left of
+it, so a caller never waits for every replica's full timeout in turn. When the deadline
+passes before any replica answered, the call ends with ``deadline_exceeded`` set.
 """
 
 from __future__ import annotations
@@ -35,9 +39,22 @@ class ReplicaAnswer:
 class NoReplicaAnswered(Exception):
     """Every replica of the route and of its fallbacks failed; ``attempts`` says how."""
 
-    def __init__(self, attempts: list[dict[str, Any]]) -> None:
-        super().__init__(f"no replica answered ({len(attempts)} tried)")
+    def __init__(self, attempts: list[dict[str, Any]], *, deadline_exceeded: bool = False) -> None:
+        what = "the call's deadline passed" if deadline_exceeded else "no replica answered"
+        super().__init__(f"{what} ({len(attempts)} tried)")
         self.attempts = attempts
+        self.deadline_exceeded = deadline_exceeded
+
+
+class _Deadline:
+    """The seconds one call has left, across all of its attempts."""
+
+    def __init__(self, clock: Callable[[], float], seconds: float | None) -> None:
+        self._clock = clock
+        self._at = None if seconds is None else clock() + seconds
+
+    def remaining(self) -> float | None:
+        return None if self._at is None else self._at - self._clock()
 
 
 class Forwarder:
@@ -46,10 +63,12 @@ class Forwarder:
         client: ReplicaClient,
         *,
         suspend_seconds: float = 5.0,
+        deadline_seconds: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._client = client
         self._suspend_seconds = suspend_seconds
+        self._deadline_seconds = deadline_seconds
         self._clock = clock
         self._suspended: dict[str, float] = {}
         self.requests = 0
@@ -60,9 +79,10 @@ class Forwarder:
     ) -> ReplicaAnswer:
         """The first answer that is no failure, from ``route`` or its fallbacks."""
         attempts: list[dict[str, Any]] = []
+        deadline = _Deadline(self._clock, self._deadline_seconds)
         for candidate in (route, *fallback_routes(deployment, route)):
             for replica in self.order(candidate, point):
-                answer = await self._try(candidate, replica, body, headers, attempts)
+                answer = await self._try(candidate, replica, body, headers, attempts, deadline)
                 if answer is not None:
                     return answer
         raise NoReplicaAnswered(attempts)
@@ -70,8 +90,9 @@ class Forwarder:
     async def mirror(self, route: Route, point: float, body: bytes, headers: Mapping[str, str]) -> ReplicaAnswer:
         """Send a shadow copy: the route's replicas in turn, no fallback."""
         attempts: list[dict[str, Any]] = []
+        deadline = _Deadline(self._clock, self._deadline_seconds)
         for replica in self.order(route, point):
-            answer = await self._try(route, replica, body, headers, attempts)
+            answer = await self._try(route, replica, body, headers, attempts, deadline)
             if answer is not None:
                 return answer
         raise NoReplicaAnswered(attempts)
@@ -94,15 +115,19 @@ class Forwarder:
         body: bytes,
         headers: Mapping[str, str],
         attempts: list[dict[str, Any]],
+        deadline: _Deadline,
     ) -> ReplicaAnswer | None:
         url = replica.url + INVOCATIONS_PATH
         # A kept-alive connection the replica closed between two calls fails without the
         # request having been read: that is worth one more try on a fresh connection
         # before the replica counts as down.
         for attempt in (1, 2):
+            remaining = deadline.remaining()
+            if remaining is not None and remaining <= 0:
+                raise NoReplicaAnswered(attempts, deadline_exceeded=True)
             self.requests += 1
             try:
-                reply = await self._client.post(url, body, headers)
+                reply = await self._client.post(url, body, headers, timeout_seconds=remaining)
             except ReplicaDropped as exc:
                 if attempt == 1:
                     continue
@@ -110,6 +135,9 @@ class Forwarder:
                 return None
             except ReplicaUnreachable as exc:
                 self._failed(replica, attempts, exc)
+                remaining = deadline.remaining()
+                if exc.kind == "timeout" and remaining is not None and remaining <= 0:
+                    raise NoReplicaAnswered(attempts, deadline_exceeded=True) from exc
                 return None
             if reply.status >= 500:
                 self.replica_failures += 1

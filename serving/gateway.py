@@ -119,7 +119,9 @@ class Gateway:
             connect_timeout_seconds=s.connect_timeout_seconds,
             replica_timeout_seconds=s.replica_timeout_seconds,
         )
-        self._forwarder = Forwarder(self._client, suspend_seconds=s.replica_suspend_seconds)
+        self._forwarder = Forwarder(
+            self._client, suspend_seconds=s.replica_suspend_seconds, deadline_seconds=s.call_deadline_seconds
+        )
         self.predictions.start()
         await self.routes.refresh(timeout=FIRST_TABLE_TIMEOUT_SECONDS)
         self.routes.start()
@@ -273,6 +275,14 @@ class Gateway:
                 deployment, route, point, body, _replica_headers(request_id)
             )
         except NoReplicaAnswered as failed:
+            if failed.deadline_exceeded:
+                raise GatewayError(
+                    504,
+                    "deadline_exceeded",
+                    f"no replica of deployment {deployment.id} answered within "
+                    f"{self.settings.call_deadline_seconds:g} s",
+                    {"attempts": failed.attempts, "deadline_seconds": self.settings.call_deadline_seconds},
+                ) from failed
             raise GatewayError(
                 503,
                 "unavailable",

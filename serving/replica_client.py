@@ -42,7 +42,11 @@ class ReplicaDropped(ReplicaUnreachable):
 
 
 class ReplicaClient(Protocol):
-    async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> ReplicaReply: ...
+    async def post(
+        self, url: str, body: bytes, headers: Mapping[str, str], *, timeout_seconds: float | None = None
+    ) -> ReplicaReply:
+        """Send ``body``; ``timeout_seconds``, when given, caps this call below the client's own limit."""
+        ...
 
     async def aclose(self) -> None: ...
 
@@ -84,10 +88,19 @@ class PooledReplicaClient:
         )
         return self._session
 
-    async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> ReplicaReply:
+    async def post(
+        self, url: str, body: bytes, headers: Mapping[str, str], *, timeout_seconds: float | None = None
+    ) -> ReplicaReply:
         session = self._session or self._open()
+        timeout = self._timeout
+        if timeout_seconds is not None and timeout_seconds < (timeout.total or float("inf")):
+            timeout = aiohttp.ClientTimeout(
+                total=timeout_seconds, sock_connect=min(timeout.sock_connect or timeout_seconds, timeout_seconds)
+            )
         try:
-            async with session.post(url, data=body, headers=headers, allow_redirects=False) as response:
+            async with session.post(
+                url, data=body, headers=headers, allow_redirects=False, timeout=timeout
+            ) as response:
                 payload = await response.read()
                 return ReplicaReply(
                     status=response.status,

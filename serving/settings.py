@@ -19,6 +19,9 @@ class GatewaySettings:
     connect_timeout_seconds: float = 1.0
     # A replica that takes longer than this to predict is treated as down for the call.
     replica_timeout_seconds: float = 30.0
+    # One call's deadline across all of its attempts (replicas, retries, fallback routes):
+    # each attempt gets what is left, so a caller never waits out every replica's timeout.
+    call_deadline_seconds: float = 45.0
     max_connections: int = 256
     # Below uvicorn's own 5 s keep-alive on the replicas, so the gateway drops an idle
     # connection before the replica does and never writes into one being closed.
@@ -47,6 +50,9 @@ class GatewaySettings:
             ),
             replica_timeout_seconds=env.number(
                 "MODELGATE_GATEWAY_REPLICA_TIMEOUT_SECONDS", d.replica_timeout_seconds, minimum=0.01
+            ),
+            call_deadline_seconds=env.number(
+                "MODELGATE_GATEWAY_CALL_DEADLINE_SECONDS", d.call_deadline_seconds, minimum=0.01
             ),
             max_connections=env.integer("MODELGATE_GATEWAY_MAX_CONNECTIONS", d.max_connections, minimum=1),
             keepalive_expiry_seconds=env.number(

@@ -43,10 +43,14 @@ class Replicas:
         self.behaviour = behaviour
         self.calls: list[str] = []
         self.dropped_once: set[str] = set()
+        self.timeouts: list[float | None] = []
 
-    async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> ReplicaReply:
+    async def post(
+        self, url: str, body: bytes, headers: Mapping[str, str], *, timeout_seconds: float | None = None
+    ) -> ReplicaReply:
         host = urlsplit(url).hostname or ""
         self.calls.append(host)
+        self.timeouts.append(timeout_seconds)
         how = self.behaviour.get(host, "ok")
         if how == "refuse":
             raise ReplicaUnreachable("connection refused")
@@ -67,7 +71,9 @@ class Answering:
     def __init__(self, handler: Callable[[str, Mapping[str, str]], Awaitable[ReplicaReply]]) -> None:
         self.handler = handler
 
-    async def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> ReplicaReply:
+    async def post(
+        self, url: str, body: bytes, headers: Mapping[str, str], *, timeout_seconds: float | None = None
+    ) -> ReplicaReply:
         return await self.handler(urlsplit(url).hostname or "", headers)
 
     async def aclose(self) -> None:
@@ -138,6 +144,73 @@ def test_a_replica_that_refused_is_tried_last_for_a_while():
     asyncio.run(go())
     # Refused, then skipped while suspended, then tried again once the time is up.
     assert transport.calls == ["p0", "p1", "p1", "p0", "p1"]
+
+
+class SlowReplicas(Replicas):
+    """Replicas that each take ``seconds`` of a fake clock and then time out; a call's
+    own ``timeout_seconds`` cuts that short, as the real client's cap does."""
+
+    def __init__(self, now: list[float], seconds: float) -> None:
+        super().__init__()
+        self.now = now
+        self.seconds = seconds
+
+    async def post(
+        self, url: str, body: bytes, headers: Mapping[str, str], *, timeout_seconds: float | None = None
+    ) -> ReplicaReply:
+        self.calls.append(urlsplit(url).hostname or "")
+        self.timeouts.append(timeout_seconds)
+        self.now[0] += self.seconds if timeout_seconds is None else min(self.seconds, timeout_seconds)
+        raise ReplicaUnreachable("no answer in time", kind="timeout")
+
+
+def test_each_attempt_gets_what_is_left_of_the_calls_deadline_and_none_starts_after_it():
+    now = [0.0]
+    transport = SlowReplicas(now, seconds=4.0)
+    forwarder = Forwarder(transport, deadline_seconds=10.0, clock=lambda: now[0])
+    with pytest.raises(NoReplicaAnswered) as failed:
+        forward(transport, CANARY, 0.7, forwarder)
+    # c0 takes 4 s, p1 4 s, p0 is cut to the 2 s left; nothing is tried after that.
+    assert transport.calls == ["c0", "p1", "p0"]
+    assert transport.timeouts == [10.0, 6.0, 2.0]
+    assert failed.value.deadline_exceeded
+    assert [a["error"] for a in failed.value.attempts] == ["timeout", "timeout", "timeout"]
+
+
+def test_replicas_that_fail_fast_are_all_tried_within_the_deadline_and_it_is_no_timeout():
+    transport = Replicas(p0="refuse", p1=502, c0="refuse")
+    with pytest.raises(NoReplicaAnswered) as failed:
+        forward(transport, CANARY, 0.7, Forwarder(transport, deadline_seconds=10.0))
+    assert transport.calls == ["c0", "p1", "p0"]
+    assert not failed.value.deadline_exceeded
+
+
+def test_the_gateway_answers_504_naming_the_deadline_when_it_passes():
+    async def hanging(request: web.Request) -> web.Response:
+        await asyncio.sleep(5)
+        return web.json_response({"predictions": [1]})
+
+    async def go():
+        runner, url = await _serving(hanging)
+        document = _document({"version": 1, "weight": 1.0, "mode": "primary", "replicas": [{"id": 1, "url": url}]})
+        gateway = Gateway(
+            source=static_source(document),
+            authenticator=_serve_everyone,
+            settings=GatewaySettings(call_deadline_seconds=0.2, replica_timeout_seconds=30.0),
+        )
+        try:
+            async with gateway.running():
+                return await gateway.invoke(
+                    model="m", deployment_id=None, headers={"authorization": "Bearer x"}, read_body=_body
+                )
+        finally:
+            await runner.cleanup()
+
+    answer = asyncio.run(go())
+    error = json.loads(answer.body)["error"]
+    assert (answer.status, error["code"]) == (504, "deadline_exceeded")
+    assert error["details"]["attempts"] == [{"replica": 1, "error": "timeout"}]
+    assert error["details"]["deadline_seconds"] == 0.2
 
 
 def _document(*routes: dict) -> dict:
