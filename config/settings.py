@@ -61,7 +61,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
-    "registry.request_context.RequestIdMiddleware",
+    "config.middleware.RequestIdMiddleware",
     "lifecycle.monitoring.api.metrics.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",

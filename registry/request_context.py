@@ -10,12 +10,7 @@ from __future__ import annotations
 import contextvars
 import re
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, replace
-
-from django.http import HttpRequest, HttpResponse
-
-from config import logs
 
 
 @dataclass(frozen=True)
@@ -37,23 +32,15 @@ def token_used(prefix: str) -> None:
     _current.set(replace(_current.get(), token_prefix=prefix))
 
 
-class RequestIdMiddleware:
-    """Takes ``X-Request-ID`` from the caller (or makes one) and echoes it back."""
+def begin(request_id: str) -> contextvars.Token[RequestContext]:
+    """Start the context of a request named ``request_id``; ``end`` closes it."""
+    return _current.set(RequestContext(request_id=request_id))
 
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        given = request.headers.get("X-Request-ID", "")
-        request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
-        token = _current.set(RequestContext(request_id=request_id))
-        # Every log line written while serving the request names it.
-        log_token = logs.request_id.set(request_id)
-        setattr(request, logs.REQUEST_ATTRIBUTE, request_id)
-        try:
-            response = self.get_response(request)
-        finally:
-            logs.request_id.reset(log_token)
-            _current.reset(token)
-        response["X-Request-ID"] = request_id
-        return response
+def end(token: contextvars.Token[RequestContext]) -> None:
+    _current.reset(token)
+
+
+def request_id_from(given: str) -> str:
+    """The caller's request id when it is a sane one, a new one otherwise."""
+    return given if _REQUEST_ID.match(given) else uuid.uuid4().hex

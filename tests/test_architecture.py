@@ -27,7 +27,7 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     # so nothing of the service imports it, and it imports nothing of the service
     # (``test_the_client_package_imports_nothing_of_the_service``): it speaks HTTP.
     ("modelgate",),
-    ("config.urls", "config.wsgi", "config.asgi", "config.warmup"),
+    ("config.urls", "config.wsgi", "config.asgi", "config.warmup", "config.middleware"),
     ("frontend",),
     # The serving gateway (the data plane): reads the route table the deployment stage
     # publishes and the registry's tokens, and nothing below it imports it.
