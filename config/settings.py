@@ -45,6 +45,11 @@ if MODELGATE_ENV == "production":
     CSRF_COOKIE_SECURE = env.boolean("CSRF_COOKIE_SECURE", default=True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 
+# Keys that encrypt stored credentials (webhook secrets): comma-separated Fernet keys,
+# the first encrypts and all decrypt. A key derived from SECRET_KEY is always tried last,
+# and is the only one when this is empty (config/encryption.py, docs/operations.md).
+MODELGATE_SECRET_KEYS = env.fernet_keys("MODELGATE_SECRET_KEYS")
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
