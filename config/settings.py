@@ -346,4 +346,7 @@ MODELGATE_WEBHOOK_TIMEOUT_SECONDS = env.number("MODELGATE_WEBHOOK_TIMEOUT_SECOND
 LOG_FORMAT = env.string("LOG_FORMAT", "json" if MODELGATE_ENV == "production" else "plain")
 if LOG_FORMAT not in {"plain", "json"}:
     raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r} must be plain or json")
-LOGGING = logging_config(log_format=LOG_FORMAT, level=env.string("LOG_LEVEL", "INFO"))
+# LOG_FILE: also append every line to this file (the container logs stay on stderr).
+LOGGING = logging_config(
+    log_format=LOG_FORMAT, level=env.string("LOG_LEVEL", "INFO"), log_file=env.string("LOG_FILE", "")
+)
