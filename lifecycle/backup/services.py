@@ -250,6 +250,9 @@ def backup_restore(*, source: Path, workers: int = 8) -> RestoreReport:
             + ", ".join(occupied[:8])
             + (" …" if len(occupied) > 8 else "")
         )
+    store = storage.store_check()
+    if store != "ok":
+        raise BackupError(f"the artifact store {settings.MODELGATE_ARTIFACT_ROOT} cannot take the artifacts: {store}")
     if mlflow_gateway.registry_names(limit=1):
         raise BackupError("restore needs an empty installation, but MLflow's registry already holds models")
     call_command("migrate", interactive=False, verbosity=0)
