@@ -9,6 +9,7 @@ to start with ``DEBUG`` on or without its own ``SECRET_KEY``.
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -192,6 +193,13 @@ MODELGATE_S3_SSE = env.string("MODELGATE_S3_SSE", "")
 if MODELGATE_S3_SSE not in {"", "AES256", "aws:kms"}:
     raise ImproperlyConfigured(f"MODELGATE_S3_SSE={MODELGATE_S3_SSE!r} must be empty, AES256 or aws:kms")
 MODELGATE_S3_SSE_KMS_KEY_ID = env.string("MODELGATE_S3_SSE_KMS_KEY_ID", "")
+if MODELGATE_S3_SSE:
+    # What MLflow's client uploads from these processes (a registration from a local
+    # path, evaluation and training runs) is encrypted the same way.
+    _sse = {"ServerSideEncryption": MODELGATE_S3_SSE}
+    if MODELGATE_S3_SSE == "aws:kms" and MODELGATE_S3_SSE_KMS_KEY_ID:
+        _sse["SSEKMSKeyId"] = MODELGATE_S3_SSE_KMS_KEY_ID
+    os.environ.setdefault("MLFLOW_S3_UPLOAD_EXTRA_ARGS", json.dumps(_sse))
 MODELGATE_PRESIGN_EXPIRY_SECONDS = env.integer("MODELGATE_PRESIGN_EXPIRY_SECONDS", 3600, minimum=1)
 # Server directories whose files API callers may register as a version's source or a
 # dataset's uri: any other path would let every developer read the server's files.

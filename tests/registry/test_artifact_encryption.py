@@ -4,7 +4,10 @@ server); reading them back still verifies every file against its digest."""
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
@@ -72,3 +75,37 @@ def test_encryption_arguments_follow_the_settings(s3_settings, s3_endpoint, tmp_
     s3_settings.MODELGATE_S3_SSE = "aws:kms"
     s3_settings.MODELGATE_S3_SSE_KMS_KEY_ID = ""
     assert storage.sse_arguments() == {"ServerSideEncryption": "aws:kms"}, "the bucket's default KMS key"
+
+
+def test_mlflow_uploads_from_modelgate_processes_get_the_same_encryption(tmp_path):
+    script = "import django, os; django.setup(); print(os.environ['MLFLOW_S3_UPLOAD_EXTRA_ARGS'])"
+    env = {
+        **os.environ,
+        "MODELGATE_S3_SSE": "aws:kms",
+        "MODELGATE_S3_SSE_KMS_KEY_ID": KMS_KEY,
+        "MODELGATE_VAR_DIR": str(tmp_path),
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+    }
+    env.pop("MLFLOW_S3_UPLOAD_EXTRA_ARGS", None)
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {
+        "ServerSideEncryption": "aws:kms",
+        "SSEKMSKeyId": KMS_KEY,
+    }
+
+
+@pytest.mark.django_db
+@pytest.mark.xdist_group("mlflow")
+def test_a_version_registered_from_a_local_path_is_uploaded_by_mlflow_encrypted(
+    live_services, s3_endpoint, monkeypatch, owner, fraud_model, tmp_path
+):
+    monkeypatch.setenv("MLFLOW_S3_UPLOAD_EXTRA_ARGS", json.dumps({"ServerSideEncryption": "AES256"}))
+    source = model_directory(tmp_path / "model")
+    response = owner.client.post(f"/api/v1/models/{fraud_model.name}/versions/", {"source": str(source)}, format="json")
+    assert response.status_code == 201, response.json()
+    location = storage.parse_s3(response.json()["artifact_uri"])
+    client = s3_endpoint.client()
+    keys = [i["Key"] for i in client.list_objects_v2(Bucket=location.bucket, Prefix=location.key)["Contents"]]
+    assert len(keys) == 3
+    assert {client.head_object(Bucket=location.bucket, Key=key)["ServerSideEncryption"] for key in keys} == {"AES256"}
