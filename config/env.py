@@ -97,3 +97,21 @@ def string_list(name: str, default: list[str]) -> list[str]:
     if value is None:
         return list(default)
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def fernet_keys(name: str) -> tuple[bytes, ...]:
+    """Comma-separated Fernet keys; a malformed one raises, naming its position (never
+    its value, which is a secret)."""
+    from cryptography.fernet import Fernet
+
+    keys = []
+    for position, value in enumerate(string_list(name, []), start=1):
+        try:
+            Fernet(value.encode())
+        except (ValueError, TypeError) as exc:
+            raise ImproperlyConfigured(
+                f"{name}: key {position} is not a Fernet key (32 url-safe base64-encoded bytes; make one with "
+                "`python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`)"
+            ) from exc
+        keys.append(value.encode())
+    return tuple(keys)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,6 +21,23 @@ REQUEST_ATTRIBUTE = "modelgate_request_id"
 
 # Attributes every LogRecord has; anything else was passed in ``extra=`` and is kept.
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "taskName"}
+
+
+# ``scheme://user:password@host``: the password of a URL (a database or tracking URL in
+# an error message) never reaches a log line.
+_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*:)[^@\s/]+@")
+
+
+def redact(text: str) -> str:
+    """``text`` with the password of every URL in it replaced by ``***``."""
+    return _URL_PASSWORD.sub(lambda match: f"{match['head']}***@", text)
+
+
+class PlainFormatter(logging.Formatter):
+    """``asctime level logger: message``, URL passwords redacted."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact(super().format(record))
 
 
 class JsonFormatter(logging.Formatter):
@@ -33,7 +51,7 @@ class JsonFormatter(logging.Formatter):
             "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
             "level": record.levelname,
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": redact(record.getMessage()),
             "request_id": getattr(record, "request_id", None)
             or getattr(request, REQUEST_ATTRIBUTE, None)
             or request_id.get(),
@@ -42,27 +60,36 @@ class JsonFormatter(logging.Formatter):
             if key not in _STANDARD and key not in event and key != "request":
                 event[key] = value
         if record.exc_info:
-            event["exc_info"] = self.formatException(record.exc_info)
+            event["exc_info"] = redact(self.formatException(record.exc_info))
         if record.stack_info:
             event["stack_info"] = self.formatStack(record.stack_info)
         # One event, one line: a message's own newlines are escaped by JSON.
         return json.dumps(event, default=str, ensure_ascii=False)
 
 
-def logging_config(*, log_format: str, level: str) -> dict[str, Any]:
-    """``LOGGING`` for ``plain`` or ``json`` lines on standard error."""
+def logging_config(*, log_format: str, level: str, log_file: str = "") -> dict[str, Any]:
+    """``LOGGING`` for ``plain`` or ``json`` lines on standard error, and also appended
+    to ``log_file`` when one is named (reopened when rotated away)."""
     if log_format not in {"plain", "json"}:
         raise ValueError(f"LOG_FORMAT must be 'plain' or 'json', not {log_format!r}")
     formatter = (
         {"()": "config.logs.JsonFormatter"}
         if log_format == "json"
-        else {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
+        else {"()": "config.logs.PlainFormatter", "format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
     )
+    handlers: dict[str, Any] = {"console": {"class": "logging.StreamHandler", "formatter": "default"}}
+    if log_file:
+        handlers["file"] = {
+            "class": "logging.handlers.WatchedFileHandler",
+            "filename": log_file,
+            "formatter": "default",
+            "encoding": "utf-8",
+        }
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"default": formatter},
-        "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "default"}},
-        "root": {"handlers": ["console"], "level": level},
+        "handlers": handlers,
+        "root": {"handlers": list(handlers), "level": level},
         "loggers": {"django.db.backends": {"level": "WARNING"}, "botocore": {"level": "WARNING"}},
     }

@@ -9,6 +9,7 @@ to start with ``DEBUG`` on or without its own ``SECRET_KEY``.
 
 from __future__ import annotations
 
+import json
 import os
 from datetime import timedelta
 from pathlib import Path
@@ -44,6 +45,11 @@ if MODELGATE_ENV == "production":
     SESSION_COOKIE_SECURE = env.boolean("SESSION_COOKIE_SECURE", default=True)
     CSRF_COOKIE_SECURE = env.boolean("CSRF_COOKIE_SECURE", default=True)
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
+# Keys that encrypt stored credentials (webhook secrets): comma-separated Fernet keys,
+# the first encrypts and all decrypt. A key derived from SECRET_KEY is always tried last,
+# and is the only one when this is empty (config/encryption.py, docs/operations.md).
+MODELGATE_SECRET_KEYS = env.fernet_keys("MODELGATE_SECRET_KEYS")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -187,6 +193,13 @@ MODELGATE_S3_SSE = env.string("MODELGATE_S3_SSE", "")
 if MODELGATE_S3_SSE not in {"", "AES256", "aws:kms"}:
     raise ImproperlyConfigured(f"MODELGATE_S3_SSE={MODELGATE_S3_SSE!r} must be empty, AES256 or aws:kms")
 MODELGATE_S3_SSE_KMS_KEY_ID = env.string("MODELGATE_S3_SSE_KMS_KEY_ID", "")
+if MODELGATE_S3_SSE:
+    # What MLflow's client uploads from these processes (a registration from a local
+    # path, evaluation and training runs) is encrypted the same way.
+    _sse = {"ServerSideEncryption": MODELGATE_S3_SSE}
+    if MODELGATE_S3_SSE == "aws:kms" and MODELGATE_S3_SSE_KMS_KEY_ID:
+        _sse["SSEKMSKeyId"] = MODELGATE_S3_SSE_KMS_KEY_ID
+    os.environ.setdefault("MLFLOW_S3_UPLOAD_EXTRA_ARGS", json.dumps(_sse))
 MODELGATE_PRESIGN_EXPIRY_SECONDS = env.integer("MODELGATE_PRESIGN_EXPIRY_SECONDS", 3600, minimum=1)
 # Server directories whose files API callers may register as a version's source or a
 # dataset's uri: any other path would let every developer read the server's files.
@@ -341,4 +354,7 @@ MODELGATE_WEBHOOK_TIMEOUT_SECONDS = env.number("MODELGATE_WEBHOOK_TIMEOUT_SECOND
 LOG_FORMAT = env.string("LOG_FORMAT", "json" if MODELGATE_ENV == "production" else "plain")
 if LOG_FORMAT not in {"plain", "json"}:
     raise ImproperlyConfigured(f"LOG_FORMAT={LOG_FORMAT!r} must be plain or json")
-LOGGING = logging_config(log_format=LOG_FORMAT, level=env.string("LOG_LEVEL", "INFO"))
+# LOG_FILE: also append every line to this file (the container logs stay on stderr).
+LOGGING = logging_config(
+    log_format=LOG_FORMAT, level=env.string("LOG_LEVEL", "INFO"), log_file=env.string("LOG_FILE", "")
+)

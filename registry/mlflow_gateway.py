@@ -294,3 +294,86 @@ def health() -> str:
 
 def _quote(value: str) -> str:
     return value.replace("\\", "\\\\").replace("'", "\\'")
+
+
+# --- backup and restore of the registry ---------------------------------------------------
+
+
+def registry_export() -> list[dict]:
+    """Every registered model of MLflow's registry with its tags, description, aliases
+    and versions (number, source, run, tags, description, status), for a backup."""
+    mlflow = client()
+    exported = []
+    page_token = None
+    with mlflow_errors("exporting the registry"):
+        while True:
+            page = mlflow.search_registered_models(max_results=1000, page_token=page_token)
+            for registered in page:
+                exported.append(
+                    {
+                        "name": registered.name,
+                        "description": registered.description or "",
+                        "tags": dict(registered.tags or {}),
+                        "aliases": {alias: int(number) for alias, number in (registered.aliases or {}).items()},
+                        "versions": [
+                            {
+                                "version": int(version.version),
+                                "source": version.source,
+                                "run_id": version.run_id or "",
+                                "description": version.description or "",
+                                "tags": dict(version.tags or {}),
+                                "status": version.status,
+                            }
+                            for version in sorted(model_versions(registered.name), key=lambda v: int(v.version))
+                        ],
+                    }
+                )
+            page_token = page.token
+            if not page_token:
+                return sorted(exported, key=lambda item: item["name"])
+
+
+def registry_names(*, limit: int = 1000) -> list[str]:
+    """Names of up to ``limit`` registered models (an empty list: an empty registry)."""
+    mlflow = client()
+    with mlflow_errors("listing registered models"):
+        return [registered.name for registered in mlflow.search_registered_models(max_results=limit)]
+
+
+def registered_model_restore(exported: dict, sources: dict[int, str]) -> None:
+    """Recreate one exported registered model in an empty registry with the same version
+    numbers; ``sources`` gives the new artifact location of each version (where absent,
+    the exported source). A gap in the numbering (a version deleted in MLflow) is kept
+    by creating and deleting a stand-in version, since MLflow numbers versions itself."""
+    mlflow = client()
+    name = exported["name"]
+    with mlflow_errors(f"restoring model {name!r}"):
+        mlflow.create_registered_model(name, tags=exported["tags"] or None, description=exported["description"] or None)
+        by_number = {item["version"]: item for item in exported["versions"]}
+        fallback = next(iter(sources.values()), None) or next((v["source"] for v in exported["versions"]), "")
+        for number in range(1, max(by_number, default=0) + 1):
+            item = by_number.get(number)
+            created = mlflow._create_model_version(
+                name=name,
+                source=sources.get(number) or (item["source"] if item else fallback),
+                tags=(item["tags"] or None) if item else None,
+                description=(item["description"] or None) if item else None,
+                await_creation_for=0,
+            )
+            if int(created.version) != number:
+                raise DependencyUnavailable(
+                    "mlflow", f"restoring {name!r}: MLflow numbered version {created.version}, expected {number}"
+                )
+            if item is None:
+                mlflow.delete_model_version(name, str(number))
+        for alias, number in exported["aliases"].items():
+            mlflow.set_registered_model_alias(name, alias, str(number))
+
+
+def registered_model_delete(name: str) -> None:
+    with mlflow_errors(f"deleting model {name!r}"):
+        try:
+            client().delete_registered_model(name)
+        except MlflowException as exc:
+            if exc.error_code not in {"RESOURCE_DOES_NOT_EXIST", "NOT_FOUND"}:
+                raise

@@ -33,6 +33,8 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     # publishes and the registry's tokens, and nothing below it imports it.
     ("serving",),
     ("lifecycle.apps", "lifecycle.urls", "lifecycle.models", "lifecycle.admin", "lifecycle.management"),
+    # Backup and restore read and write every app's rows, artifacts and MLflow's registry.
+    ("lifecycle.backup",),
     ("lifecycle.derivations",),
     ("lifecycle.monitoring",),
     ("lifecycle.deployments",),

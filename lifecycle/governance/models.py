@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from config.encryption import EncryptedTextField
 from lifecycle.governance.choices import (
     Decision,
     DeliveryStatus,
@@ -158,7 +159,8 @@ class Webhook(models.Model):
 
     team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="webhooks")
     url = models.URLField(max_length=1024)
-    secret = models.CharField(max_length=128)
+    # Encrypted at rest (config/encryption.py); the plaintext is shown once, at creation.
+    secret = EncryptedTextField()
     events = models.JSONField(default=list)
     active = models.BooleanField(default=True)
     description = models.CharField(max_length=256, blank=True)

@@ -14,6 +14,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from config.logs import redact
 from registry import mlflow_gateway, selectors, storage
 from registry.api import documents
 from registry.api.base import ApiView, idempotent
@@ -65,11 +66,12 @@ class HealthView(ApiView):
 
     @extend_schema(responses={200: HealthOut, 503: HealthOut})
     def get(self, request: Request) -> Response:
+        # No authentication here: an error naming a URL shows it without its password.
         checks = {
-            "database": _database_check(),
-            "broker": _broker_check(),
-            "mlflow": mlflow_gateway.health(),
-            "artifacts": storage.store_check(),
+            "database": redact(_database_check()),
+            "broker": redact(_broker_check()),
+            "mlflow": redact(mlflow_gateway.health()),
+            "artifacts": redact(storage.store_check()),
         }
         healthy = all(value == "ok" for value in checks.values())
         code = status.HTTP_200_OK if checks["database"] == "ok" else status.HTTP_503_SERVICE_UNAVAILABLE
@@ -84,7 +86,8 @@ class ConfigView(ApiView):
         return Response(
             ConfigOut(
                 {
-                    "mlflow_tracking_uri": settings.MLFLOW_TRACKING_URI,
+                    # A password in the URL is the server's, not the caller's.
+                    "mlflow_tracking_uri": redact(settings.MLFLOW_TRACKING_URI),
                     "artifact_store": settings.MODELGATE_ARTIFACT_ROOT,
                     "s3_endpoint_url": settings.AWS_ENDPOINT_URL,
                     "api_version": "v1",

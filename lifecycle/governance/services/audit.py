@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -103,14 +104,20 @@ class ChainReport:
     problem: str = ""
 
 
-def audit_verify() -> ChainReport:
-    """Walk the chain in order and report the first record that does not fit."""
+def audit_chain_check(records: Iterable[AuditRecord], *, total: int) -> ChainReport:
+    """Walk records in chain order (from the database or from a backup's dump) and
+    report the first one that does not fit."""
     expected_prev = GENESIS
-    total = AuditRecord.objects.count()
-    for record in AuditRecord.objects.order_by("id").iterator(chunk_size=2000):
+    for record in records:
         if record.prev_hash != expected_prev:
             return ChainReport(False, total, record.pk, "its previous-hash does not match the record before it")
         if record_hash(record.prev_hash, _content(record)) != record.hash:
             return ChainReport(False, total, record.pk, "its content does not match its hash")
         expected_prev = record.hash
     return ChainReport(True, total, None)
+
+
+def audit_verify() -> ChainReport:
+    """Walk the chain in order and report the first record that does not fit."""
+    total = AuditRecord.objects.count()
+    return audit_chain_check(AuditRecord.objects.order_by("id").iterator(chunk_size=2000), total=total)

@@ -1,0 +1,34 @@
+"""``manage.py verify``: every artifact against its digest and the audit chain, of this
+installation or (``--backup SRC``) of a backup; exit 1 on any problem."""
+
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from lifecycle.backup.services import BackupError, backup_verify, installation_verify
+
+
+class Command(BaseCommand):
+    help = "Check every version's artifact against its recorded digest and the audit hash chain."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--backup", type=Path, help="check this backup directory instead of the installation")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        what = f"backup {options['backup']}" if options["backup"] else "installation"
+        try:
+            report = backup_verify(source=options["backup"]) if options["backup"] else installation_verify()
+        except BackupError as exc:
+            raise CommandError(str(exc)) from exc
+        for problem in report.problems:
+            self.stderr.write(problem)
+        chain = (
+            f"audit chain valid ({report.audit.records} records)"
+            if report.audit.valid
+            else f"audit chain broken at record {report.audit.first_bad}: {report.audit.problem}"
+        )
+        summary = f"{what}: {report.artifacts_checked} artifacts checked, {len(report.problems)} problems; {chain}"
+        if not report.valid:
+            raise CommandError(summary)
+        self.stdout.write(summary)
