@@ -270,6 +270,7 @@ CELERY_BEAT_SCHEDULE = {
         "task": "lifecycle.monitor_deployments",
         "schedule": timedelta(seconds=env.integer("MODELGATE_MONITOR_SECONDS", 60, minimum=1)),
     },
+
     "registry.purge_idempotency_keys": {
         "task": "registry.purge_idempotency_keys",
         "schedule": crontab(minute=17),
@@ -282,6 +283,11 @@ CELERY_BEAT_SCHEDULE = {
 # at most MODELGATE_MONITOR_LOOKBACK_WINDOWS windows.
 MODELGATE_MONITOR_WINDOW_SECONDS = env.integer("MODELGATE_MONITOR_WINDOW_SECONDS", 300, minimum=1)
 MODELGATE_MONITOR_LOOKBACK_WINDOWS = env.integer("MODELGATE_MONITOR_LOOKBACK_WINDOWS", 12, minimum=1)
+# A claimed alert action holds its claim this long; a claim that ran out (its worker
+# died mid-way) is taken over by the next pass, at most MODELGATE_ALERT_ACTION_ATTEMPTS
+# claims in all before the action is failed for a person to take over.
+MODELGATE_ALERT_ACTION_LEASE_SECONDS = env.integer("MODELGATE_ALERT_ACTION_LEASE_SECONDS", 300, minimum=1)
+MODELGATE_ALERT_ACTION_ATTEMPTS = env.integer("MODELGATE_ALERT_ACTION_ATTEMPTS", 3, minimum=1)
 
 # --- Jobs and workers ---------------------------------------------------------------
 MODELGATE_SCHEDULER_STRATEGY = env.string("MODELGATE_SCHEDULER_STRATEGY", "least_loaded")
