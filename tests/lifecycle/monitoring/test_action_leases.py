@@ -71,7 +71,7 @@ def _expire(alert: Alert) -> None:
 
 
 def test_a_crash_between_claim_and_finish_is_taken_over_and_rolls_back_once(
-    monkeypatch, fraud_model, two_productions, rollback_alert
+    monkeypatch, approver, fraud_model, two_productions, rollback_alert
 ):
     v1, v2 = two_productions
     crash = {"left": 1}
@@ -109,6 +109,8 @@ def test_a_crash_between_claim_and_finish_is_taken_over_and_rolls_back_once(
     assert Transition.objects.filter(kind="rollback").count() == 1
     assert f"alert {done.pk} (" in AuditRecord.objects.get(action="model.rollback").reason
     assert AuditRecord.objects.filter(action="alert.action_done", object_id=str(done.pk)).count() == 1
+    (shown,) = approver.client.get(f"/api/v1/models/{fraud_model.name}/alerts/").json()["results"]
+    assert (shown["action_state"], shown["action_attempts"], shown["action_lease_until"]) == ("done", 2, None)
     # Later passes leave it alone.
     assert monitoring_pass().actions == {}
     assert audit_verify().valid
