@@ -187,11 +187,11 @@ def alert_action_run(*, alert: Alert) -> Alert:
     return _execute(alert.pk, claim)
 
 
-def alert_action_reclaim(*, alert: Alert) -> Alert:
+def _reclaim(alert: Alert) -> Alert | None:
     """Take over a ``running`` action whose lease has run out, and finish it: reported
     if its effect is already recorded, run if not, failed (with the reason) once it has
     had ``MODELGATE_ALERT_ACTION_ATTEMPTS`` claims. Nothing happens while the lease holds
-    or when another worker took it over first."""
+    or when another worker took it over first (``None``)."""
     now = timezone.now()
     claim = uuid.uuid4().hex
     claimed = Alert.objects.filter(
@@ -203,7 +203,7 @@ def alert_action_reclaim(*, alert: Alert) -> Alert:
         action_attempts=F("action_attempts") + 1,
     )
     if not claimed:
-        return Alert.objects.get(pk=alert.pk)
+        return None
     current = Alert.objects.select_related("model").get(pk=alert.pk)
     log.warning("alert %s: taking over its %s action, claim %s", current.pk, current.action, current.action_attempts)
     limit = settings.MODELGATE_ALERT_ACTION_ATTEMPTS
@@ -225,8 +225,19 @@ def alert_action_reclaim(*, alert: Alert) -> Alert:
     return _execute(current.pk, claim)
 
 
+def alert_action_reclaim(*, alert: Alert) -> Alert:
+    """Take over the alert's action if its lease has run out (``_reclaim``); returns the
+    alert as it now stands."""
+    return _reclaim(alert) or Alert.objects.get(pk=alert.pk)
+
+
 def alert_actions_reap() -> dict[int, str]:
     """Every ``running`` action whose lease has run out, taken over and finished; the
-    state each one is left in, by alert id."""
+    state each one this call took over is left in, by alert id."""
     expired = Alert.objects.filter(_expired(timezone.now()), action_state=ActionState.RUNNING)
-    return {alert.pk: alert_action_reclaim(alert=alert).action_state for alert in expired.order_by("id")}
+    taken = {}
+    for alert in expired.order_by("id"):
+        finished = _reclaim(alert)
+        if finished is not None:
+            taken[alert.pk] = finished.action_state
+    return taken
