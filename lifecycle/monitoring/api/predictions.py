@@ -21,7 +21,7 @@ from django.conf import settings
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import permissions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -51,6 +51,7 @@ class IngestScopePermission(permissions.BasePermission):
         return bool({TokenScope.WRITE, TokenScope.SERVE} & set(token.scopes or []))
 
 
+@extend_schema_field({"oneOf": [{"type": "integer", "minimum": 1}, {"type": "string", "maxLength": 64}]})
 class DeploymentRefField(serializers.Field):
     """A deployment of the model: its id (a JSON number) or its name (a JSON string)."""
 
