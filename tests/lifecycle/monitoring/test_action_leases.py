@@ -111,6 +111,10 @@ def test_a_crash_between_claim_and_finish_is_taken_over_and_rolls_back_once(
     assert AuditRecord.objects.filter(action="alert.action_done", object_id=str(done.pk)).count() == 1
     (shown,) = approver.client.get(f"/api/v1/models/{fraud_model.name}/alerts/").json()["results"]
     assert (shown["action_state"], shown["action_attempts"], shown["action_lease_until"]) == ("done", 2, None)
+    from tests.frontend.conftest import client_for
+
+    page = client_for(approver).get(f"/models/{fraud_model.name}/monitoring/").content.decode()
+    assert "done (claimed 2 times)" in page and "production back to v1" in page
     # Later passes leave it alone.
     assert monitoring_pass().actions == {}
     assert audit_verify().valid
