@@ -4,12 +4,15 @@
                                          adds at the gateway, rows/s through the gateway and
                                          the batch API, Parquet against PostgreSQL storage
     drift    bench/monitoring_drift.py   drift of one window against Evidently's
+    upkeep   bench/monitoring_upkeep.py  compaction of the log's small files: time, and
+                                         the read time of a window before and after
 
 Run from the repository root::
 
     .venv/bin/python bench/monitoring.py                      every section, default sizes
     .venv/bin/python bench/monitoring.py ingest [ARGS...]     one section, with its own arguments
     .venv/bin/python bench/monitoring.py drift [ARGS...]
+    .venv/bin/python bench/monitoring.py upkeep [ARGS...]
 
 A section's arguments are those of its script (``--help`` lists them).
 """
@@ -23,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-SECTIONS = {"ingest": "bench.monitoring_ingest", "drift": "bench.monitoring_drift"}
+SECTIONS = {"ingest": "bench.monitoring_ingest", "drift": "bench.monitoring_drift", "upkeep": "bench.monitoring_upkeep"}
 
 
 def run_section(name: str, argv: list[str]) -> int:

@@ -283,6 +283,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "lifecycle.monitor_deployments",
         "schedule": timedelta(seconds=env.integer("MODELGATE_MONITOR_SECONDS", 60, minimum=1)),
     },
+    "lifecycle.compact_prediction_log": {
+        "task": "lifecycle.compact_prediction_log",
+        "schedule": timedelta(seconds=env.integer("MODELGATE_PREDICTION_COMPACT_SECONDS", 3600, minimum=60)),
+    },
     "registry.purge_idempotency_keys": {
         "task": "registry.purge_idempotency_keys",
         "schedule": crontab(minute=17),
@@ -295,6 +299,18 @@ CELERY_BEAT_SCHEDULE = {
 # at most MODELGATE_MONITOR_LOOKBACK_WINDOWS windows.
 MODELGATE_MONITOR_WINDOW_SECONDS = env.integer("MODELGATE_MONITOR_WINDOW_SECONDS", 300, minimum=1)
 MODELGATE_MONITOR_LOOKBACK_WINDOWS = env.integer("MODELGATE_MONITOR_LOOKBACK_WINDOWS", 12, minimum=1)
+# A claimed alert action holds its claim this long; a claim that ran out (its worker
+# died mid-way) is taken over by the next pass, at most MODELGATE_ALERT_ACTION_ATTEMPTS
+# claims in all before the action is failed for a person to take over.
+MODELGATE_ALERT_ACTION_LEASE_SECONDS = env.integer("MODELGATE_ALERT_ACTION_LEASE_SECONDS", 300, minimum=1)
+MODELGATE_ALERT_ACTION_ATTEMPTS = env.integer("MODELGATE_ALERT_ACTION_ATTEMPTS", 3, minimum=1)
+# The prediction log keeps this many days of predictions and labels; a compaction
+# (every MODELGATE_PREDICTION_COMPACT_SECONDS) merges each closed hour's files into one
+# and deletes partitions older than that. 0 keeps everything.
+MODELGATE_PREDICTION_RETENTION_DAYS = env.integer("MODELGATE_PREDICTION_RETENTION_DAYS", 90, minimum=0)
+# Bearer token that a Prometheus scrape of /metrics (API and gateway) must send; empty:
+# /metrics answers anyone who reaches it.
+MODELGATE_METRICS_TOKEN = env.string("MODELGATE_METRICS_TOKEN", "")
 
 # --- Jobs and workers ---------------------------------------------------------------
 MODELGATE_SCHEDULER_STRATEGY = env.string("MODELGATE_SCHEDULER_STRATEGY", "least_loaded")

@@ -14,6 +14,7 @@ the environment; Django is set up when that app is first asked for, not on impor
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import time
 from collections.abc import AsyncIterator
@@ -26,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from lifecycle.monitoring.scrape import UNAUTHORIZED, scrape_allowed
 from serving.gateway import Answer, Gateway, GatewayError, error_body
 from serving.metrics import GatewayMetrics
 from serving.prediction_hook import PredictionHook
@@ -89,6 +91,13 @@ def create_app(
         return _response(answer)
 
     async def prometheus(request: Request) -> Response:
+        if not scrape_allowed(request.headers.get("authorization"), gateway.settings.metrics_token):
+            return Response(
+                json.dumps(UNAUTHORIZED),
+                401,
+                headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+                media_type="application/json",
+            )
         return Response(generate_latest(metrics.registry), 200, media_type=CONTENT_TYPE_LATEST)
 
     async def health(request: Request) -> Response:

@@ -36,6 +36,8 @@ class GatewaySettings:
     # Answers larger than this are not cached.
     cache_max_answer_bytes: int = 256 * 1024
     max_body_bytes: int = 8 * 1024 * 1024
+    # Bearer token a scrape of /metrics must send (empty: none needed).
+    metrics_token: str = ""
 
     @classmethod
     def from_environment(cls) -> GatewaySettings:
@@ -68,4 +70,5 @@ class GatewaySettings:
                 "MODELGATE_GATEWAY_CACHE_MAX_ANSWER_BYTES", d.cache_max_answer_bytes, minimum=0
             ),
             max_body_bytes=env.integer("MODELGATE_GATEWAY_MAX_BODY_BYTES", d.max_body_bytes, minimum=1024),
+            metrics_token=env.string("MODELGATE_METRICS_TOKEN", d.metrics_token),
         )

@@ -68,6 +68,8 @@ PURE_CORES = (
     "lifecycle.evaluation.metrics",
     "lifecycle.monitoring.prediction_log",
     "lifecycle.monitoring.prediction_store",
+    "lifecycle.monitoring.prediction_upkeep",
+    "lifecycle.monitoring.scrape",
     "lifecycle.monitoring.live_metrics",
     "lifecycle.monitoring.profiles",
     "lifecycle.monitoring.drift",

@@ -34,6 +34,7 @@ class DeploymentCreateIn(StrictSerializer):
     resources = serializers.DictField(required=False)
     cache = serializers.BooleanField(required=False, default=False)
     log_sample_rate = serializers.FloatField(required=False, default=1.0, min_value=0.0, max_value=1.0)
+    monitor_every_minutes = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=10080)
 
 
 class CanaryIn(StrictSerializer):
@@ -93,6 +94,8 @@ class DeploymentOut(serializers.Serializer):
     default = serializers.BooleanField(source="is_default")
     cache = serializers.BooleanField()
     log_sample_rate = serializers.FloatField()
+    monitor_every_minutes = serializers.IntegerField(allow_null=True)
+    monitor_due_at = serializers.DateTimeField(allow_null=True)
     replica_count = serializers.IntegerField(source="replicas")
     revision = serializers.IntegerField()
     routes = RouteOut(many=True)

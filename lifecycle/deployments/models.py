@@ -30,6 +30,11 @@ class Deployment(models.Model):
     cache = models.BooleanField(default=False)
     # The share of calls the gateway writes to the prediction log (1.0: every call).
     log_sample_rate = models.FloatField(default=1.0)
+    # Monitoring windows of this deployment last this many minutes (empty: the
+    # MODELGATE_MONITOR_WINDOW_SECONDS default), and the periodic pass computes it again
+    # once ``monitor_due_at`` has come (empty: at the next pass).
+    monitor_every_minutes = models.PositiveIntegerField(null=True, blank=True)
+    monitor_due_at = models.DateTimeField(null=True, blank=True)
     # The version that served as primary before the current one: callers keep getting it
     # until the new primary has a ready replica.
     previous_primary = models.ForeignKey(
@@ -54,6 +59,10 @@ class Deployment(models.Model):
             models.CheckConstraint(
                 condition=Q(log_sample_rate__gte=0.0) & Q(log_sample_rate__lte=1.0),
                 name="deployment_log_sample_rate_share",
+            ),
+            models.CheckConstraint(
+                condition=Q(monitor_every_minutes__isnull=True) | Q(monitor_every_minutes__gte=1),
+                name="deployment_monitor_every_minutes_positive",
             ),
         ]
 

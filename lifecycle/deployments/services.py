@@ -178,9 +178,11 @@ def deployment_create(
     resources: dict[str, Any] | None = None,
     cache: bool = False,
     log_sample_rate: float = 1.0,
+    monitor_every_minutes: int | None = None,
 ) -> Deployment:
     """Serve a version (the production one unless ``version`` or ``alias`` names another);
-    ``log_sample_rate`` of its calls go to the prediction log."""
+    ``log_sample_rate`` of its calls go to the prediction log, and its monitoring windows
+    last ``monitor_every_minutes`` (None: the settings' default)."""
     require_role(actor, model.team, Role.DEVELOPER, action="deploying a model")
     if target not in DeploymentTarget.values:
         raise InvalidInput(
@@ -198,6 +200,11 @@ def deployment_create(
     if not 0.0 <= log_sample_rate <= 1.0:
         raise InvalidInput(
             "log_sample_rate must be between 0 and 1", details={"log_sample_rate": "not between 0 and 1"}
+        )
+    if monitor_every_minutes is not None and not 1 <= monitor_every_minutes <= 7 * 24 * 60:
+        raise InvalidInput(
+            "monitor_every_minutes must be between 1 and 10080 (a week)",
+            details={"monitor_every_minutes": "out of range"},
         )
     if version is not None and alias is not None:
         raise InvalidInput("give a version or an alias, not both", details={"alias": "conflicts with version"})
@@ -223,6 +230,7 @@ def deployment_create(
             is_default=not running.filter(is_default=True).exists(),
             cache=cache,
             log_sample_rate=log_sample_rate,
+            monitor_every_minutes=monitor_every_minutes,
             created_by=actor,
         )
         Route.objects.create(

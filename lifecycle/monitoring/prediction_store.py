@@ -183,12 +183,15 @@ class PredictionStore:
         end: datetime,
         version: int | None = None,
         deployment_id: int | None = None,
+        columns: Sequence[str] | None = None,
     ) -> pa.Table:
-        """The logged rows of ``[start, end)`` (raw: features and prediction as JSON text)."""
-        columns = [*PREDICTION_SCHEMA.names, "version"]
+        """The logged rows of ``[start, end)`` (raw: features and prediction as JSON text),
+        every column or only ``columns``."""
+        full = PREDICTION_SCHEMA.append(pa.field("version", pa.int64()))
+        columns = list(columns) if columns is not None else full.names
         dataset = self._dataset("predictions", model, _PREDICTION_PARTITIONS)
         if dataset is None:
-            return pa.Table.from_pylist([], schema=PREDICTION_SCHEMA.append(pa.field("version", pa.int64())))
+            return pa.Table.from_pylist([], schema=pa.schema([full.field(c) for c in columns]))
         start, end = _utc(start), _utc(end)
         where = ds.field("date").isin(_dates(start, end))
         where &= (ds.field("ts") >= pa.scalar(start, pa.timestamp("us", tz="UTC"))) & (
@@ -218,6 +221,18 @@ class PredictionStore:
             ).to_arrow_table()
         finally:
             connection.close()
+
+    def label_arrivals(self, *, model: str, since: datetime) -> pa.Table:
+        """The labels (``request_id, row, received_at``) received after ``since``."""
+        dataset = self._dataset("labels", model, _LABEL_PARTITIONS)
+        columns = ["request_id", "row", "received_at"]
+        if dataset is None:
+            return pa.Table.from_pylist([], schema=pa.schema([LABEL_SCHEMA.field(c) for c in columns]))
+        since = _utc(since)
+        where = (ds.field("date") >= since.date().isoformat()) & (
+            ds.field("received_at") > pa.scalar(since, pa.timestamp("us", tz="UTC"))
+        )
+        return dataset.to_table(columns=columns, filter=where)
 
     def window(
         self,

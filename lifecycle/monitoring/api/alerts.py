@@ -44,6 +44,8 @@ class AlertOut(serializers.Serializer):
     action_state = serializers.CharField()
     action_result = serializers.JSONField()
     action_at = serializers.DateTimeField(allow_null=True)
+    action_attempts = serializers.IntegerField()
+    action_lease_until = serializers.DateTimeField(allow_null=True)
 
 
 class AlertQuery(StrictSerializer):

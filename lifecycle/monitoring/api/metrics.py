@@ -5,7 +5,9 @@ and model are counted by ``RequestMetricsMiddleware`` in each process; with seve
 processes (gunicorn workers) set ``PROMETHEUS_MULTIPROC_DIR`` to a directory they share
 and the view adds them up (prometheus_client's multiprocess mode). Figures that live in
 the database (job queue depth, worker heartbeats, firing alerts, drift) are read at
-scrape time (``selectors.metrics.scrape_figures``), once for all processes.
+scrape time (``selectors.metrics.scrape_figures``), once for all processes. With
+``MODELGATE_METRICS_TOKEN`` set, a scrape must send it as a bearer token
+(``lifecycle.monitoring.scrape``).
 """
 
 from __future__ import annotations
@@ -14,12 +16,14 @@ import os
 import time
 from collections.abc import Callable, Iterator
 
-from django.http import HttpRequest, HttpResponse
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
+from lifecycle.monitoring.scrape import UNAUTHORIZED, scrape_allowed
 from lifecycle.monitoring.selectors.metrics import scrape_figures
 
 NONE = "-"
@@ -90,6 +94,10 @@ class _DatabaseFigures(Collector):
 def metrics_view(request: HttpRequest) -> HttpResponse:
     """Prometheus' scrape: the process's (or all processes') request metrics, then the
     database's figures."""
+    if not scrape_allowed(request.headers.get("Authorization"), settings.MODELGATE_METRICS_TOKEN):
+        refused = JsonResponse(UNAUTHORIZED, status=401)
+        refused["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return refused
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         processes = CollectorRegistry()
         MultiProcessCollector(processes)

@@ -1,10 +1,13 @@
 """REST API v1 of the prediction log::
 
-    POST models/{name}/predictions/    [{request_id, version, inputs, outputs, ts?, latency_ms?, status?, deployment_id?}]
+    POST models/{name}/predictions/    [{request_id, version, inputs, outputs, ts?, latency_ms?, status?, deployment?}]
     POST models/{name}/feedback/       [{request_id, label, row?}]
     GET  models/{name}/live-metrics/   ?version=&window=1h&start=&end=
 
-A batch body is a JSON list (or ``{"records": [...]}`` / ``{"labels": [...]}``). Writing
+A batch body is a JSON list (or ``{"records": [...]}`` / ``{"labels": [...]}``); a batch
+of records may name its deployment once (``{"records": [...], "deployment": "web"}``), a
+record its own (``deployment``: the id as a number or the name as a string;
+``deployment_id``: the id). Writing
 needs the developer role on the model's team; a token needs the ``write`` or the
 ``serve`` scope (the scope a serving system outside ModelGate already holds)."""
 
@@ -18,7 +21,7 @@ from django.conf import settings
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import permissions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -48,6 +51,27 @@ class IngestScopePermission(permissions.BasePermission):
         return bool({TokenScope.WRITE, TokenScope.SERVE} & set(token.scopes or []))
 
 
+@extend_schema_field({"oneOf": [{"type": "integer", "minimum": 1}, {"type": "string", "maxLength": 64}]})
+class DeploymentRefField(serializers.Field):
+    """A deployment of the model: its id (a JSON number) or its name (a JSON string)."""
+
+    default_error_messages = {"invalid": "a deployment is its id (a number) or its name (a string)"}
+
+    def to_internal_value(self, data: Any) -> int | str:
+        if isinstance(data, bool) or not isinstance(data, int | str):
+            self.fail("invalid")
+        if isinstance(data, int):
+            if data < 1:
+                self.fail("invalid")
+            return data
+        if not data.strip() or len(data) > 64:
+            self.fail("invalid")
+        return data.strip()
+
+    def to_representation(self, value: Any) -> Any:
+        return value
+
+
 class PredictionRecordIn(StrictSerializer):
     request_id = serializers.CharField(max_length=128)
     version = serializers.IntegerField(min_value=1)
@@ -57,6 +81,7 @@ class PredictionRecordIn(StrictSerializer):
     latency_ms = serializers.FloatField(required=False, allow_null=True, default=None, min_value=0.0)
     status = serializers.IntegerField(required=False, default=200, min_value=100, max_value=599)
     deployment_id = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=1)
+    deployment = DeploymentRefField(required=False, allow_null=True, default=None)
 
 
 class LabelIn(StrictSerializer):
@@ -70,9 +95,10 @@ class LabelIn(StrictSerializer):
         return value
 
 
-def _items(data: Any, key: str) -> list[Any]:
-    """The list a batch body carries, or ``InvalidInput``."""
-    if isinstance(data, dict) and set(data) == {key}:
+def _items(data: Any, key: str, *, options: frozenset[str] = frozenset()) -> list[Any]:
+    """The list a batch body carries, or ``InvalidInput``; ``options``: the other keys a
+    body object may hold beside the list."""
+    if isinstance(data, dict) and key in data and set(data) <= {key, *options}:
         data = data[key]
     if not isinstance(data, list):
         raise InvalidInput(f"send a JSON list of {key}", details={key: "not a list"})
@@ -110,8 +136,19 @@ class PredictionBatchView(ApiView):
     @extend_schema(request=PredictionRecordIn(many=True), responses={202: OpenApiTypes.OBJECT})
     def post(self, request: Request, name: str) -> Response:
         model = registry_selectors.model_get(user=request.user, name=name)
-        records = _validated(PredictionRecordIn, _items(request.data, "records"), "records")
-        written = services.predictions_ingest(actor=request.user, model=model, records=records)
+        records = _validated(
+            PredictionRecordIn, _items(request.data, "records", options=frozenset({"deployment"})), "records"
+        )
+        deployment = None
+        if isinstance(request.data, dict) and request.data.get("deployment") is not None:
+            field = DeploymentRefField()
+            try:
+                deployment = field.run_validation(request.data["deployment"])
+            except serializers.ValidationError as exc:
+                raise InvalidInput(
+                    f"invalid deployment: {exc.detail[0]}", details={"deployment": str(exc.detail[0])}
+                ) from exc
+        written = services.predictions_ingest(actor=request.user, model=model, records=records, deployment=deployment)
         return Response(written, status=status.HTTP_202_ACCEPTED)
 
 

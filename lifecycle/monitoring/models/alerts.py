@@ -48,6 +48,9 @@ class MonitorWindow(models.Model):
     metrics = models.JSONField(default=dict, blank=True)
     schema = models.JSONField(default=list, blank=True)
     computed_at = models.DateTimeField(auto_now_add=True)
+    # Ground truth received up to this moment is in ``labels`` and ``metrics``; a label
+    # received later for one of the window's rows has the next pass compute them again.
+    labels_read_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["version_id", "start"]
@@ -103,7 +106,9 @@ class Alert(models.Model):
     the rule firing again on a later window only moves ``window`` to it and touches
     ``last_fired_at`` and ``occurrences`` (a database constraint keeps one open alert per
     key). Its ``action`` runs once: ``action_state``
-    leaves ``pending`` by one compare-and-swap."""
+    leaves ``pending`` by one compare-and-swap, which takes a lease (``action_claim``,
+    ``action_lease_until``); a claim whose lease ran out is taken again by the periodic
+    pass, which finishes or fails the action without acting twice."""
 
     model = models.ForeignKey(RegisteredModel, on_delete=models.CASCADE, related_name="alerts")
     version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="alerts")
@@ -131,7 +136,12 @@ class Alert(models.Model):
     action = models.CharField(max_length=16, choices=AlertAction.choices, default=AlertAction.ALERT)
     action_state = models.CharField(max_length=16, choices=ActionState.choices, default=ActionState.NONE)
     action_result = models.JSONField(default=dict, blank=True)
+    # When the action was last claimed (``running``), by which claim, until when the claim
+    # holds, and how many claims it has had.
     action_at = models.DateTimeField(null=True, blank=True)
+    action_claim = models.CharField(max_length=32, blank=True)
+    action_lease_until = models.DateTimeField(null=True, blank=True)
+    action_attempts = models.PositiveIntegerField(default=0)
 
     class Meta:
         ordering = ["-fired_at", "-id"]

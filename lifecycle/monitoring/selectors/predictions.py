@@ -54,6 +54,38 @@ def prediction_window(
         ) from exc
 
 
+def _read(read: Any) -> Any:
+    try:
+        return read()
+    except OSError as exc:
+        raise DependencyUnavailable(
+            "artifacts", f"the prediction log cannot be read now ({type(exc).__name__}); retry later"
+        ) from exc
+
+
+def prediction_request_ids(
+    *, model: RegisteredModel, version: int | None, start: datetime, end: datetime, deployment_id: int | None = None
+) -> set[str]:
+    """The request ids logged for ``model`` with ``start <= ts < end`` (one column read)."""
+    table = _read(
+        lambda: prediction_store().prediction_rows(
+            model=model.name,
+            start=start,
+            end=end,
+            version=version,
+            deployment_id=deployment_id,
+            columns=["request_id"],
+        )
+    )
+    return set(table.column("request_id").to_pylist())
+
+
+def label_arrivals(*, model: RegisteredModel, since: datetime) -> pd.DataFrame:
+    """The labels of ``model`` received after ``since``: ``request_id``, ``row``,
+    ``received_at`` (UTC)."""
+    return _read(lambda: prediction_store().label_arrivals(model=model.name, since=since)).to_pandas()
+
+
 def live_metrics_windows(
     *, model: RegisteredModel, version: int | None, start: datetime, end: datetime, step: timedelta
 ) -> list[dict[str, Any]]:

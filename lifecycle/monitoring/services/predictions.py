@@ -17,7 +17,7 @@ from lifecycle.deployments.services import route_table_publish
 from lifecycle.monitoring.prediction_log import LoggedCall
 from lifecycle.monitoring.store import pii_columns, prediction_store
 from registry.choices import Role
-from registry.errors import DependencyUnavailable
+from registry.errors import DependencyUnavailable, InvalidInput
 from registry.models import RegisteredModel
 from registry.permissions import require_role
 
@@ -31,13 +31,60 @@ def _written(write: Any, what: str) -> int:
         ) from exc
 
 
+def _deployment_ids(
+    model: RegisteredModel, records: Sequence[Mapping[str, Any]], batch: int | str | None
+) -> list[int | None]:
+    """The deployment id of each record: its own ``deployment`` (id or name) or
+    ``deployment_id``, else the batch's; ``InvalidInput`` naming the field of a deployment
+    the model does not have, or of a record whose two fields disagree."""
+    deployments = list(Deployment.objects.filter(model=model).values_list("pk", "name"))
+    by_id = {pk: pk for pk, _ in deployments}
+    by_name = {name: pk for pk, name in deployments}
+
+    def resolve(ref: int | str, field: str) -> int:
+        found = by_id.get(ref) if isinstance(ref, int) else by_name.get(ref)
+        if found is None:
+            raise InvalidInput(
+                f"{field}: model {model.name!r} has no deployment {ref!r}",
+                details={field: f"no deployment {ref!r} of this model"},
+            )
+        return found
+
+    default = resolve(batch, "deployment") if batch is not None else None
+    ids: list[int | None] = []
+    for index, record in enumerate(records):
+        chosen = default
+        named = record.get("deployment")
+        numbered = record.get("deployment_id")
+        if named is not None:
+            chosen = resolve(named, f"records[{index}].deployment")
+        if numbered is not None:
+            numbered = resolve(numbered, f"records[{index}].deployment_id")
+            if named is not None and numbered != chosen:
+                raise InvalidInput(
+                    f"records[{index}]: deployment and deployment_id name different deployments",
+                    details={f"records[{index}].deployment_id": "not the deployment named by 'deployment'"},
+                )
+            chosen = numbered
+        ids.append(chosen)
+    return ids
+
+
 def predictions_ingest(
-    *, actor: AbstractBaseUser, model: RegisteredModel, records: Sequence[Mapping[str, Any]]
+    *,
+    actor: AbstractBaseUser,
+    model: RegisteredModel,
+    records: Sequence[Mapping[str, Any]],
+    deployment: int | str | None = None,
 ) -> dict[str, int]:
     """Write prediction records of a model served elsewhere: each ``{request_id, version,
-    inputs, outputs, ts?, latency_ms?, status?, deployment_id?}`` (already validated), with
-    the model's PII columns masked. Data, not a state change: no audit record per batch."""
+    inputs, outputs, ts?, latency_ms?, status?, deployment?, deployment_id?}`` (already
+    validated), with the model's PII columns masked. A record's deployment (its own, else
+    the batch's ``deployment``: an id or a name) must be one of the model's, so that the
+    deployment's monitoring windows include it. Data, not a state change: no audit record
+    per batch."""
     require_role(actor, model.team, Role.DEVELOPER, action="logging predictions")
+    deployment_ids = _deployment_ids(model, records, deployment)
     pii = pii_columns(model)
     now = timezone.now()
     calls = [
@@ -50,12 +97,12 @@ def predictions_ingest(
             status=int(record.get("status") or 200),
             input=record.get("inputs"),
             output=record.get("outputs"),
-            deployment_id=record.get("deployment_id"),
+            deployment_id=deployment_id,
             mode=None,
             source="api",
             pii=pii,
         )
-        for record in records
+        for record, deployment_id in zip(records, deployment_ids, strict=True)
     ]
     rows = _written(lambda: prediction_store().write_calls(calls), "predictions")
     return {"records": len(calls), "rows": rows}

@@ -1,10 +1,13 @@
 """Windows of a deployed version's traffic: read from the prediction log, compared with
 the reference profile, stored once per window with one drift row per feature.
 
-Windows are aligned on multiples of ``MODELGATE_MONITOR_WINDOW_SECONDS`` since the epoch,
-so every worker agrees on where one starts; a window is computed once it has ended, and
-the unique constraint on (version, deployment, start) makes a second computation of the
-same window a no-op.
+Windows are aligned on multiples of their length since the epoch (the deployment's
+``monitor_every_minutes``, else ``MODELGATE_MONITOR_WINDOW_SECONDS``), so every worker
+agrees on where one starts; a window is computed once it has ended, and the unique
+constraint on (version, deployment, start) makes a second computation of the same window
+a no-op. Ground truth that arrives after a window was computed (a late label) has its
+labels and live metrics computed again (``route_windows_relabel``); its drift, which no
+label changes, stays.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from lifecycle.monitoring.drift import PREDICTION, window_drift
 from lifecycle.monitoring.live_metrics import live_metrics
 from lifecycle.monitoring.models import DriftResult, MonitorWindow
 from lifecycle.monitoring.selectors import prediction_window
+from lifecycle.monitoring.selectors.predictions import label_arrivals, prediction_request_ids
 from lifecycle.monitoring.services.references import reference_profile_of_version
 from registry.models import ModelVersion
 
@@ -35,7 +39,10 @@ log = logging.getLogger(__name__)
 _ANSWER_KEYS = ("label", "prediction", "predicted_label", "class")
 
 
-def window_step() -> timedelta:
+def window_step(deployment: Deployment | None = None) -> timedelta:
+    """The length of a deployment's windows (its own, else the settings' default)."""
+    if deployment is not None and deployment.monitor_every_minutes:
+        return timedelta(minutes=deployment.monitor_every_minutes)
     return timedelta(seconds=settings.MODELGATE_MONITOR_WINDOW_SECONDS)
 
 
@@ -99,10 +106,12 @@ def window_record(
     end: datetime,
     frame: pd.DataFrame,
     deployment: Deployment | None = None,
+    labels_read_at: datetime | None = None,
 ) -> MonitorWindow:
     """Store one window of ``version``'s traffic (``frame``, as the prediction log gives
-    it): figures, schema violations and every feature's drift against the reference.
-    The window already stored is returned as it is."""
+    it, with the labels received up to ``labels_read_at``, default now): figures, schema
+    violations and every feature's drift against the reference. The window already
+    stored is returned as it is."""
     existing = MonitorWindow.objects.filter(version=version, deployment=deployment, start=start).first()
     if existing is not None:
         return existing
@@ -129,6 +138,7 @@ def window_record(
                 error_rate=figures.error_rate,
                 metrics=figures.metrics,
                 schema=[v.to_dict() for v in drift.schema] if drift is not None else [],
+                labels_read_at=labels_read_at or timezone.now(),
             )
             if drift is not None:
                 results = [*drift.features.values(), *([drift.prediction] if drift.prediction else [])]
@@ -154,7 +164,23 @@ def monitored_routes() -> list[Route]:
         Route.objects.filter(mode__in=[RouteMode.PRIMARY, RouteMode.CANARY])
         .exclude(deployment__state=DeploymentState.STOPPED)
         .select_related("deployment", "deployment__model", "version", "version__model")
+        .order_by("deployment_id", "id")
     )
+
+
+def deployment_due(deployment: Deployment, now: datetime) -> bool:
+    """Whether a window of ``deployment`` has ended since it was last computed."""
+    return deployment.monitor_due_at is None or deployment.monitor_due_at <= now
+
+
+def deployment_computed(*, deployment: Deployment, now: datetime) -> datetime:
+    """Record that ``deployment``'s windows ended by ``now`` are stored: it is due again
+    when its current window ends. Returns that moment."""
+    step = window_step(deployment)
+    due = window_floor(now, step) + step
+    Deployment.objects.filter(pk=deployment.pk).update(monitor_due_at=due)
+    deployment.monitor_due_at = due
+    return due
 
 
 def windows_due(*, route: Route, now: datetime, step: timedelta, lookback: int) -> list[tuple[datetime, datetime]]:
@@ -179,11 +205,12 @@ def windows_due(*, route: Route, now: datetime, step: timedelta, lookback: int) 
 def route_windows_compute(*, route: Route, now: datetime | None = None) -> list[MonitorWindow]:
     """Read and store every window of the route's version due by ``now``."""
     now = now or timezone.now()
-    step = window_step()
+    step = window_step(route.deployment)
     stored = []
     for start, end in windows_due(
         route=route, now=now, step=step, lookback=settings.MODELGATE_MONITOR_LOOKBACK_WINDOWS
     ):
+        read_at = timezone.now()
         frame = prediction_window(
             model=route.deployment.model,
             version=route.version.version,
@@ -193,6 +220,65 @@ def route_windows_compute(*, route: Route, now: datetime | None = None) -> list[
             labels=True,
         )
         stored.append(
-            window_record(version=route.version, deployment=route.deployment, start=start, end=end, frame=frame)
+            window_record(
+                version=route.version,
+                deployment=route.deployment,
+                start=start,
+                end=end,
+                frame=frame,
+                labels_read_at=read_at,
+            )
         )
     return stored
+
+
+def route_windows_relabel(*, route: Route, now: datetime | None = None) -> list[MonitorWindow]:
+    """Compute again the labels and live metrics of the route's stored windows (within
+    the lookback) for which ground truth arrived after they were computed; returns the
+    windows whose figures were computed again."""
+    now = now or timezone.now()
+    step = window_step(route.deployment)
+    first = window_floor(now, step) - settings.MODELGATE_MONITOR_LOOKBACK_WINDOWS * step
+    windows = list(
+        MonitorWindow.objects.filter(
+            version=route.version, deployment=route.deployment, start__gte=first, rows__gt=0
+        ).order_by("start")
+    )
+    if not windows:
+        return []
+    model = route.deployment.model
+    read_at = timezone.now()
+    arrivals = label_arrivals(model=model, since=min(w.labels_read_at or w.computed_at for w in windows))
+    if arrivals.empty:
+        return []
+    relabelled = []
+    for window in windows:
+        seen = window.labels_read_at or window.computed_at
+        late = set(arrivals.loc[arrivals["received_at"] > pd.Timestamp(seen), "request_id"])
+        if not late:
+            continue
+        requests = prediction_request_ids(
+            model=model,
+            version=route.version.version,
+            start=window.start,
+            end=window.end,
+            deployment_id=route.deployment_id,
+        )
+        if late.isdisjoint(requests):
+            MonitorWindow.objects.filter(pk=window.pk).update(labels_read_at=read_at)
+            continue
+        frame = prediction_window(
+            model=model,
+            version=route.version.version,
+            start=window.start,
+            end=window.end,
+            deployment_id=route.deployment_id,
+            labels=True,
+        )
+        figures = window_figures(frame, task=model.task)
+        MonitorWindow.objects.filter(pk=window.pk).update(
+            labels=figures.labels, metrics=figures.metrics, labels_read_at=read_at
+        )
+        log.info("window %s of %s: %s labels now", window.start, route.version, figures.labels)
+        relabelled.append(window)
+    return relabelled

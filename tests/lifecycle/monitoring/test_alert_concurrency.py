@@ -137,3 +137,86 @@ def test_a_retrain_alert_submits_the_retraining_job_as_the_monitor(owner, approv
     assert retrain.spec["params"]["parent_version"] == version.version
     record = AuditRecord.objects.get(action="model.retrain")
     assert f"alert {alert.pk}" in record.reason
+
+
+def _stalled(alert: Alert, claim: str) -> None:
+    """The alert as a worker that claimed it and then stopped leaves it, lease run out."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    Alert.objects.filter(pk=alert.pk).update(
+        action_state=ActionState.RUNNING,
+        action_claim=claim,
+        action_attempts=1,
+        action_lease_until=timezone.now() - timedelta(seconds=1),
+    )
+
+
+def test_simultaneous_takeovers_of_a_stalled_action_roll_back_once(drifting, fraud_model):
+    from lifecycle.monitoring.services.actions import alert_actions_reap
+
+    v1, _ = drifting
+    alert = Alert.objects.get()
+    _stalled(alert, "dead")
+
+    outcomes = together(alert_actions_reap)
+
+    assert not [o for o in outcomes if isinstance(o, Exception)], outcomes
+    assert Alert.objects.get().action_state == ActionState.DONE
+    assert sum(1 for o in outcomes if o) == 1, outcomes  # one pass took it over
+    assert Transition.objects.filter(kind="rollback").count() == 1
+    assert AuditRecord.objects.filter(action="alert.action_done").count() == 1
+    assert list(ModelVersion.objects.filter(model=fraud_model, stage=Stage.PRODUCTION)) == [v1]
+    assert audit_verify().valid
+
+
+def test_a_late_first_worker_and_the_takeover_act_once_between_them(drifting, fraud_model):
+    """The first claim's worker was only slow: it resumes while passes take the claim over."""
+    from itertools import count
+
+    from lifecycle.monitoring.services import actions
+
+    v1, _ = drifting
+    alert = Alert.objects.get()
+    _stalled(alert, "slow")
+    turn = count()
+
+    def resume_or_reap() -> object:
+        if next(turn) % 2:
+            return actions._execute(alert.pk, "slow").action_state
+        return actions.alert_actions_reap()
+
+    outcomes = together(resume_or_reap)
+
+    assert not [o for o in outcomes if isinstance(o, Exception)], outcomes
+    assert Alert.objects.get().action_state == ActionState.DONE
+    assert Transition.objects.filter(kind="rollback").count() == 1
+    assert AuditRecord.objects.filter(action="model.rollback").count() == 1
+    assert AuditRecord.objects.filter(action="alert.action_done").count() == 1
+    assert list(ModelVersion.objects.filter(model=fraud_model, stage=Stage.PRODUCTION)) == [v1]
+
+
+def test_a_retrain_submitted_before_its_worker_stopped_is_not_submitted_again(owner, approver, fraud_model):
+    from lifecycle.governance.services.transitions import transition_request
+    from lifecycle.monitoring.services.actions import alert_actions_reap, alert_reason
+    from lifecycle.monitoring.services.alerts import monitor_actor
+    from lifecycle.training.services import model_retrain
+    from tests.registry.factories import version_create
+
+    monitored(fraud_model, approver, owner, [{"type": "drift", "statistic": "psi", "windows": 1, "action": "retrain"}])
+    fraud_model.refresh_from_db()
+    job = training_submit(actor=owner.user, model=fraud_model, estimator="LogisticRegression", estimator_params={})
+    version = version_create(model=fraud_model, stage=Stage.STAGING, metrics={"f1": 0.9})
+    Job.objects.filter(pk=job.pk).update(result={"version": version.version})
+    transition_request(version=version, to=Stage.PRODUCTION, reason="first", actor=owner.user)
+    (alert,) = stream(version, load_breast_cancer(as_frame=True).frame, windows=1, scale=1.5)
+    _stalled(alert, "dead")
+    # The stopped worker had submitted the retraining job before it died.
+    submitted = model_retrain(actor=monitor_actor(team=fraud_model.team), model=fraud_model, reason=alert_reason(alert))
+
+    assert alert_actions_reap() == {alert.pk: ActionState.DONE}
+
+    done = Alert.objects.get(pk=alert.pk)
+    assert done.action_result["job"] == submitted.pk and done.action_result["recovered"] is True
+    assert Job.objects.filter(kind=JobKind.RETRAIN).count() == 1

@@ -173,3 +173,41 @@ def test_under_gunicorn_every_worker_answers_the_sum_of_all_workers(settings, tm
     finally:
         process.terminate()
         process.wait(timeout=20)
+
+
+# --- the scrape token --------------------------------------------------------------
+
+
+def test_with_a_metrics_token_the_api_scrape_must_send_it(settings, db):
+    settings.MODELGATE_METRICS_TOKEN = "scrape-secret"
+    for headers in ({}, {"HTTP_AUTHORIZATION": "Bearer wrong"}, {"HTTP_AUTHORIZATION": "Basic scrape-secret"}):
+        refused = APIClient().get("/metrics", **headers)
+        assert refused.status_code == 401, headers
+        assert refused["WWW-Authenticate"].startswith("Bearer")
+        assert refused.json()["error"]["code"] == "not_authenticated"
+        assert b"modelgate_" not in refused.content
+    answer = APIClient().get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-secret")
+    assert answer.status_code == 200 and b"modelgate_alerts_firing" in answer.content
+    settings.MODELGATE_METRICS_TOKEN = ""
+    assert APIClient().get("/metrics").status_code == 200
+
+
+def test_with_a_metrics_token_the_gateway_scrape_must_send_it():
+    import httpx
+
+    from serving.settings import GatewaySettings
+    from tests.serving.conftest import dead_url, route, start_gateway, table
+
+    server = start_gateway(
+        table(1, route(1, 1.0, "primary", [dead_url()])),
+        settings=GatewaySettings(refresh_seconds=0.2, metrics_token="scrape-secret"),
+    )
+    try:
+        with httpx.Client(timeout=10) as client:
+            refused = client.get(f"{server.url}/metrics", headers={"Authorization": "Bearer wrong"})
+            assert refused.status_code == 401 and refused.json()["error"]["code"] == "not_authenticated"
+            assert client.get(f"{server.url}/metrics").status_code == 401
+            answer = client.get(f"{server.url}/metrics", headers={"Authorization": "Bearer scrape-secret"})
+            assert answer.status_code == 200 and "modelgate_gateway" in answer.text
+    finally:
+        server.stop()
