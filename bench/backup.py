@@ -56,6 +56,9 @@ def _installation_env(stack: Stack, label: str, s3_url: str) -> dict[str, str]:
             "MODELGATE_VAR_DIR": str(stack.workdir / f"var-{label}"),
             "MODELGATE_ENV": "development",
             "LOG_LEVEL": "WARNING",
+            # The machine's PostgreSQL is shared: a few connections per process at most.
+            "MLFLOW_SQLALCHEMYSTORE_POOL_SIZE": "4",
+            "MLFLOW_SQLALCHEMYSTORE_MAX_OVERFLOW": "0",
         }
     )
 

@@ -142,7 +142,7 @@ def test_no_secret_set_anywhere_reaches_the_logs(
         }
         script = (
             "import django; django.setup(); from django.test import Client; c = Client(raise_request_exception=False); "
-            "print(c.get('/api/v1/health').status_code); "
+            "h = c.get('/api/v1/health'); print(h.status_code, h.content.decode().replace(' ', '')); "
             "print(c.post('/login/', {'username': 'nobody', 'password': 'wrong-password'}).status_code)"
         )
         done = subprocess.run(
@@ -154,7 +154,7 @@ def test_no_secret_set_anywhere_reaches_the_logs(
             timeout=120,
         )
         assert done.returncode == 0, done.stderr[-3000:]
-        assert done.stdout.split()[0] == ("200" if name == "reachable" else "503")
+        assert done.stdout.split()[0] == ("200" if name == "reachable" else "503"), done.stdout
         (tmp_path / f"process-{name}.stderr").write_text(done.stderr)
         logs.append(tmp_path / f"process-{name}.stderr")
 

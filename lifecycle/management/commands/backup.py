@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DatabaseError
 
 from lifecycle.backup.services import BackupError, backup_write
 from registry.errors import ArtifactIntegrityError, DependencyUnavailable, NotFound
@@ -20,7 +21,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         try:
             report = backup_write(destination=options["destination"].resolve(), workers=options["workers"])
-        except (BackupError, ArtifactIntegrityError, DependencyUnavailable, NotFound) as exc:
+        except (BackupError, ArtifactIntegrityError, DependencyUnavailable, NotFound, DatabaseError) as exc:
             raise CommandError(f"backup failed: {exc}") from exc
         self.stdout.write(
             f"backup written to {report.path}: {report.rows} rows ({report.database_bytes} bytes), "

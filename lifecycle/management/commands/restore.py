@@ -4,6 +4,7 @@ from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DatabaseError
 
 from lifecycle.backup.services import BackupError, backup_restore
 from registry.errors import DependencyUnavailable
@@ -22,7 +23,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         try:
             report = backup_restore(source=options["source"].resolve(), workers=options["workers"])
-        except (BackupError, DependencyUnavailable) as exc:
+        except (BackupError, DependencyUnavailable, DatabaseError) as exc:
             raise CommandError(f"restore refused: {exc}") from exc
         self.stdout.write(
             f"restored {report.rows} rows, {report.versions} versions ({report.artifacts} artifacts) and "

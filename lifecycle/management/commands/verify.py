@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.db import DatabaseError
 
 from lifecycle.backup.services import BackupError, backup_verify, installation_verify
 
@@ -19,7 +20,7 @@ class Command(BaseCommand):
         what = f"backup {options['backup']}" if options["backup"] else "installation"
         try:
             report = backup_verify(source=options["backup"]) if options["backup"] else installation_verify()
-        except BackupError as exc:
+        except (BackupError, DatabaseError) as exc:
             raise CommandError(str(exc)) from exc
         for problem in report.problems:
             self.stderr.write(problem)
