@@ -1,5 +1,9 @@
 """OpenAPI schema hooks: every operation documents the error answers it can give.
 
+A view that can answer an error the defaults below leave out declares it with
+``extend_schema(responses={..., 409: OpenApiResponse(description=...)})``; its body is
+described as the same ``Error`` here.
+
 drf-spectacular documents only the success of each view; the API's contract
 (``docs/api.md``) is that every refusal is ``{"error": {"code", "message", "details"}}``
 with the right status, so the schema says so for each operation, and clients (and the
@@ -53,6 +57,10 @@ def error_responses(result: dict[str, Any], generator: Any, request: Any, public
             if method != "get":
                 answers.update(_WRITES)
             responses = operation.setdefault("responses", {})
+            for status, response in responses.items():
+                # An error a view declares itself (a GET's 409) has the same body.
+                if status.isdigit() and int(status) >= 400:
+                    response["content"] = {"application/json": {"schema": reference}}
             for status, description in answers.items():
                 if anonymous and status not in _PUBLIC:
                     continue

@@ -43,12 +43,12 @@ class TransitionOut(serializers.Serializer):
     status = serializers.CharField()
     status_detail = serializers.CharField()
     reason = serializers.CharField()
-    requested_by = serializers.CharField(source="requested_by.username", default=None)
+    requested_by = serializers.CharField(source="requested_by.username", default=None, allow_null=True)
     gates = serializers.JSONField()
     approvals = serializers.SerializerMethodField()
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
-    decided_at = serializers.DateTimeField()
+    decided_at = serializers.DateTimeField(allow_null=True)
 
     def get_approvals(self, transition: Transition) -> list[dict[str, Any]]:
         return DecisionOut(transition.decisions.all(), many=True).data
