@@ -168,6 +168,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "registry.api.schema.error_responses",
+    ],
 }
 
 # --- MLflow -------------------------------------------------------------------------
@@ -357,6 +361,14 @@ for _worker_name in (
 # --- API behaviour ------------------------------------------------------------------
 MODELGATE_IDEMPOTENCY_TTL = timedelta(hours=24)
 MODELGATE_TOKEN_TOUCH_INTERVAL = timedelta(seconds=60)
+
+# Web logins: this many failures of one user name from one address within the window lock
+# that pair out for the lockout (docs/security.md).
+MODELGATE_LOGIN_MAX_FAILURES = env.integer("MODELGATE_LOGIN_MAX_FAILURES", 5, minimum=1)
+MODELGATE_LOGIN_FAILURE_WINDOW = timedelta(
+    seconds=env.integer("MODELGATE_LOGIN_FAILURE_WINDOW_SECONDS", 15 * 60, minimum=1)
+)
+MODELGATE_LOGIN_LOCKOUT = timedelta(seconds=env.integer("MODELGATE_LOGIN_LOCKOUT_SECONDS", 15 * 60, minimum=1))
 # Versions kept rendered per server process (about 1.5 kB each); 0 renders every time.
 MODELGATE_RENDERED_VERSIONS = env.integer("MODELGATE_RENDERED_VERSIONS", 20000, minimum=0)
 # Outbox and webhooks: retries back off exponentially from the base, up to the maximum,

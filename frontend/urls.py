@@ -3,17 +3,13 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from frontend import deployment_views, design_views, job_views, monitoring_views, views
+from frontend import deployment_views, design_views, job_views, login_views, monitoring_views, views
 
 app_name = "frontend"
 
 urlpatterns = [
     path("", views.inbox, name="inbox"),
-    path(
-        "login/",
-        auth_views.LoginView.as_view(template_name="frontend/login.html", redirect_authenticated_user=True),
-        name="login",
-    ),
+    path("login/", login_views.ThrottledLoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(next_page="frontend:login"), name="logout"),
     path("models/", views.model_list, name="model-list"),
     path("models/<str:name>/", views.model_detail, name="model-detail"),

@@ -266,3 +266,23 @@ class IdempotencyRecord(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["user", "key"], name="idempotency_key_unique_per_user")]
+
+
+class LoginThrottle(models.Model):
+    """Failed web logins of one user name from one address, and the lockout they led to.
+
+    Keyed by user name and address together, so that someone guessing a password from
+    one address locks only that address out of that account, never its owner elsewhere.
+    """
+
+    username = models.CharField(max_length=150)
+    ip = models.GenericIPAddressField()
+    failures = models.PositiveIntegerField(default=0)
+    first_failure_at = models.DateTimeField()
+    locked_until = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["username", "ip"], name="login_throttle_username_ip")]
+
+    def __str__(self) -> str:
+        return f"{self.username} from {self.ip}: {self.failures} failures"

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import serializers, status
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.renderers import BaseRenderer, JSONRenderer
@@ -288,7 +288,11 @@ class ManifestsView(ApiView):
             OpenApiParameter("image", str, description="serving image of the plain flavor; {model} and {version}"),
             OpenApiParameter("format", str, enum=["yaml", "json"]),
         ],
-        responses={(200, "text/yaml"): OpenApiTypes.STR, (200, "application/json"): ManifestsOut},
+        responses={
+            (200, "text/yaml"): OpenApiTypes.STR,
+            (200, "application/json"): ManifestsOut,
+            409: OpenApiResponse(description="the deployment is stopped, or a route cannot be rendered in this flavor"),
+        },
     )
     def get(self, request: Request, pk: int) -> Response:
         query = ManifestsQuery(data=request.query_params)

@@ -42,18 +42,26 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
 
 
 class TokenScopePermission(permissions.BasePermission):
-    """A token without the ``write`` scope may only read: safe methods, and the POSTs of
-    views that declare ``reads_only`` (they change nothing, such as a verification)."""
+    """A token needs the ``read`` scope to read (safe methods, and the POSTs of views that
+    declare ``reads_only``: they change nothing, such as a verification) and the ``write``
+    scope for everything else. A ``serve`` token is for the gateway's predictions only, so
+    it reads nothing of the API."""
 
-    message = "this token lacks the 'write' scope"
+    message = "this token lacks the scope this call needs"
 
     def has_permission(self, request: Request, view: Any) -> bool:
         token = request.auth
-        if not isinstance(token, ApiToken) or request.method in permissions.SAFE_METHODS:
+        if not isinstance(token, ApiToken):
             return True
-        if getattr(view, "reads_only", False):
+        scopes = set(token.scopes or [])
+        if request.method in permissions.SAFE_METHODS or getattr(view, "reads_only", False):
+            needed = TokenScope.READ
+        else:
+            needed = TokenScope.WRITE
+        if needed in scopes:
             return True
-        return TokenScope.WRITE in (token.scopes or [])
+        self.message = f"this token lacks the '{needed.value}' scope"
+        return False
 
 
 class BearerTokenScheme(OpenApiAuthenticationExtension):

@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable
 
 from rest_framework.permissions import IsAuthenticated
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
@@ -36,6 +37,15 @@ class ApiView(APIView):
                     f"unknown query parameter {unknown[0]!r}; this endpoint takes {allowed}",
                     details={name: "unknown query parameter" for name in unknown},
                 )
+
+    def finalize_response(self, request: Request, response: object, *args: object, **kwargs: object) -> object:
+        response = super().finalize_response(request, response, *args, **kwargs)
+        # An error is JSON whatever the success would have been (Markdown, YAML): a
+        # client parses one error shape, and ``?format=`` cannot turn it into another type.
+        if isinstance(response, Response) and response.status_code >= 400:
+            response.accepted_renderer = JSONRenderer()
+            response.accepted_media_type = JSONRenderer.media_type
+        return response
 
     def paginate(self, request: Request, queryset: object, serialize: Callable[[list], object]) -> Response:
         paginator = self.pagination_class()

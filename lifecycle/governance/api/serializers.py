@@ -43,12 +43,12 @@ class TransitionOut(serializers.Serializer):
     status = serializers.CharField()
     status_detail = serializers.CharField()
     reason = serializers.CharField()
-    requested_by = serializers.CharField(source="requested_by.username", default=None)
+    requested_by = serializers.CharField(source="requested_by.username", default=None, allow_null=True)
     gates = serializers.JSONField()
     approvals = serializers.SerializerMethodField()
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
-    decided_at = serializers.DateTimeField()
+    decided_at = serializers.DateTimeField(allow_null=True)
 
     def get_approvals(self, transition: Transition) -> list[dict[str, Any]]:
         return DecisionOut(transition.decisions.all(), many=True).data
@@ -57,9 +57,9 @@ class TransitionOut(serializers.Serializer):
 class ProductionRecordOut(serializers.Serializer):
     version = serializers.IntegerField(source="version.version")
     started_at = serializers.DateTimeField()
-    ended_at = serializers.DateTimeField()
+    ended_at = serializers.DateTimeField(allow_null=True)
     ended_reason = serializers.CharField()
-    started_by = serializers.CharField(source="started_by.username", default=None)
+    started_by = serializers.CharField(source="started_by.username", default=None, allow_null=True)
     transition = serializers.IntegerField(source="transition_id", allow_null=True)
 
     class Meta:
@@ -123,7 +123,7 @@ class DeliveryOut(serializers.Serializer):
     last_error = serializers.CharField()
     next_attempt_at = serializers.DateTimeField()
     created_at = serializers.DateTimeField()
-    delivered_at = serializers.DateTimeField()
+    delivered_at = serializers.DateTimeField(allow_null=True)
 
     class Meta:
         model = WebhookDelivery

@@ -23,8 +23,8 @@ class JobOut(serializers.Serializer):
     id = serializers.IntegerField()
     kind = serializers.CharField()
     team = serializers.CharField(source="team.name")
-    model = serializers.CharField(source="model.name", default=None)
-    version = serializers.IntegerField(source="version.version", default=None)
+    model = serializers.CharField(source="model.name", default=None, allow_null=True)
+    version = serializers.IntegerField(source="version.version", default=None, allow_null=True)
     spec = serializers.JSONField()
     priority = serializers.IntegerField()
     pool = serializers.CharField(source="pool.name")
@@ -41,12 +41,12 @@ class JobOut(serializers.Serializer):
     cost_estimate = serializers.FloatField(allow_null=True)
     cost_actual = serializers.FloatField(allow_null=True)
     log_size = serializers.IntegerField()
-    created_by = serializers.CharField(source="created_by.username", default=None)
+    created_by = serializers.CharField(source="created_by.username", default=None, allow_null=True)
     created_at = serializers.DateTimeField()
-    scheduled_at = serializers.DateTimeField()
-    started_at = serializers.DateTimeField()
-    finished_at = serializers.DateTimeField()
-    deadline = serializers.DateTimeField()
+    scheduled_at = serializers.DateTimeField(allow_null=True)
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    deadline = serializers.DateTimeField(allow_null=True)
 
 
 class JobLogOut(serializers.Serializer):

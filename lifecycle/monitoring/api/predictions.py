@@ -31,9 +31,10 @@ from lifecycle.monitoring.services import predictions as services
 from registry import selectors as registry_selectors
 from registry.api.base import ApiView
 from registry.api.serializers import StrictSerializer
-from registry.choices import TokenScope
+from registry.choices import Role, TokenScope
 from registry.errors import InvalidInput
 from registry.models import ApiToken
+from registry.permissions import require_role
 
 _WINDOW = re.compile(r"^(\d{1,6})([mhd])$")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days"}
@@ -136,6 +137,8 @@ class PredictionBatchView(ApiView):
     @extend_schema(request=PredictionRecordIn(many=True), responses={202: OpenApiTypes.OBJECT})
     def post(self, request: Request, name: str) -> Response:
         model = registry_selectors.model_get(user=request.user, name=name)
+        # Refuse a caller without the role before judging the body: it learns nothing of it.
+        require_role(request.user, model.team, Role.DEVELOPER, action="logging predictions")
         records = _validated(
             PredictionRecordIn, _items(request.data, "records", options=frozenset({"deployment"})), "records"
         )
@@ -160,6 +163,7 @@ class FeedbackView(ApiView):
     @extend_schema(request=LabelIn(many=True), responses={202: OpenApiTypes.OBJECT})
     def post(self, request: Request, name: str) -> Response:
         model = registry_selectors.model_get(user=request.user, name=name)
+        require_role(request.user, model.team, Role.DEVELOPER, action="sending ground truth")
         labels = _validated(LabelIn, _items(request.data, "labels"), "labels")
         written = services.feedback_ingest(actor=request.user, model=model, labels=labels)
         return Response(written, status=status.HTTP_202_ACCEPTED)
