@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.utils import timezone
 
 from lifecycle.derivations import methods
 from lifecycle.derivations.choices import DerivationMethod, DerivationState
@@ -57,6 +59,22 @@ def lineage_tags(*, parent: ModelVersion, method: str, params: dict[str, Any], j
     return tags
 
 
+def _prediction_source(model: RegisteredModel, source: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The window of the prediction log an incremental update reads its labelled rows
+    from, fixed now, so that a retried job reads the same rows (the model's dataset,
+    required by every derivation, gives their columns and classes)."""
+    if not source:
+        return None
+    end = timezone.now()
+    return {
+        "source": source["source"],
+        "model": model.name,
+        "start": (end - timedelta(days=int(source["days"]))).isoformat(),
+        "end": end.isoformat(),
+        "min_rows": int(source["min_rows"]),
+    }
+
+
 def version_derive(
     *,
     version: ModelVersion,
@@ -88,6 +106,7 @@ def version_derive(
     if not version.digest:
         raise Conflict(f"v{version.version} has no recorded digest to derive from", code="no_digest")
     new_dataset = None
+    new_data = _prediction_source(model, clean.get("data")) if method == DerivationMethod.INCREMENTAL else None
     if method == DerivationMethod.INCREMENTAL and clean.get("dataset"):
         found = dataset_in_team(model.team, clean["dataset"])
         assert found is not None
@@ -103,6 +122,7 @@ def version_derive(
             "primary_metric": model.primary_metric,
             "dataset": dataset_params(dataset),
             "new_dataset": new_dataset,
+            "new_data": new_data,
             "method": method,
             "method_params": clean,
             "parent": {"version": version.version, "artifact_uri": version.artifact_uri, "digest": version.digest},
@@ -268,12 +288,16 @@ def derivation_needed(
     params: dict[str, Any] | None,
     actor: AbstractBaseUser,
     reason: str,
+    strict: bool = False,
     **_: Any,
 ) -> Job | None:
     """Receiver of ``lifecycle.governance.signals.derivation_wanted``: start the update a
-    schedule or an alert asks for, or log why it cannot start."""
+    schedule or an alert asks for, or log why it cannot start (``strict``: raise it, for
+    a caller that records the refusal, as an alert's action does)."""
     try:
         return model_derive_production(model=model, method=method, params=params, actor=actor, reason=reason)
     except DomainError as exc:
+        if strict:
+            raise
         logger.warning("the %s update of %s asked for (%s) did not start: %s", method, model, reason, exc)
         return None
