@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 
 from lifecycle.derivations import methods
-from lifecycle.derivations.methods.artifacts import Artifact, as_matrix, predict, predict_proba
 from lifecycle.derivations.methods.labelled_rows import labelled_rows
-from lifecycle.derivations.methods.measure import comparison, measure
 from lifecycle.evaluation import metrics as m
+from lifecycle.evaluation.artifacts import Artifact, as_matrix, predict, predict_proba
+from lifecycle.evaluation.measure import comparison, measure
 from lifecycle.jobs import program
 
 # Prune ranks trees on this share of the training rows, never on the test rows.

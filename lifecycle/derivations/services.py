@@ -25,6 +25,7 @@ from django.utils import timezone
 from lifecycle.derivations import methods
 from lifecycle.derivations.choices import DerivationMethod, DerivationState
 from lifecycle.derivations.models import Derivation
+from lifecycle.evaluation.measure import RECORDED
 from lifecycle.evaluation.models import Evaluation
 from lifecycle.evaluation.services import dataset_params, model_dataset
 from lifecycle.governance.services.audit import audit_append
@@ -42,8 +43,6 @@ from registry.services.datasets import dataset_in_team
 logger = logging.getLogger(__name__)
 
 DERIVER = ["python", "-m", "lifecycle.derivations.deriver"]
-# Recorded as the derived version's metrics, so gates (max_latency_ms) and people see them.
-MEASURED = ("latency_p50_ms", "latency_p95_ms", "batch_latency_p50_ms", "batch_latency_p95_ms", "peak_memory_mb")
 
 
 def lineage_tags(*, parent: ModelVersion, method: str, params: dict[str, Any], job: Job | None) -> dict[str, str]:
@@ -205,7 +204,7 @@ def derivation_outcome_apply(job: Job) -> None:
             source=MetricSource.EVALUATION,
             dataset_digest=digest,
         )
-        measured = {k: v for k, v in figures.get("derived", {}).items() if k in MEASURED and v is not None}
+        measured = {k: v for k, v in figures.get("derived", {}).items() if k in RECORDED and v is not None}
         # Measured by the job that evaluated it, on the same rows.
         metrics_record(version=version, metrics=measured, source=MetricSource.EVALUATION, dataset_digest=digest)
         primary = job.model.primary_metric

@@ -3,8 +3,8 @@
 ``derive(method, parent, params, data)`` returns the derived model and what the method
 did; ``params_check(method, params)`` validates the parameters before a job is queued,
 naming every bad field. One module per method (``onnx_export``, ``quantize``, ``prune``,
-``distill``, ``incremental``), models and predictions in ``artifacts``, the figures in
-``measure``. The job that runs them on a worker is ``lifecycle.derivations.deriver``.
+``distill``, ``incremental``), models and predictions in ``lifecycle.evaluation.artifacts``,
+the figures in ``lifecycle.evaluation.measure`` (shared with the evaluation job). The job that runs them on a worker is ``lifecycle.derivations.deriver``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lifecycle.derivations.methods import distill, incremental, onnx_export, prune, quantize
-from lifecycle.derivations.methods.artifacts import Artifact
+from lifecycle.evaluation.artifacts import Artifact
 
 METHODS: tuple[str, ...] = ("onnx", "quantize", "prune", "distill", "incremental")
 DEFAULTS: dict[str, dict[str, Any]] = {
