@@ -1,5 +1,5 @@
 """The design card's latency budget, end to end: completing design seeds a
-``max_latency_ms`` gate, the evaluation job on a real worker measures the trained version
+``max_latency_ms`` gate (and an ``input_schema`` one), the evaluation job on a real worker measures the trained version
 (p50/p95 of one row and of a batch, peak memory, as a derivation measures them), and a
 version slower than the budget is blocked with the numbers."""
 
@@ -112,4 +112,7 @@ def test_a_version_slower_than_the_cards_latency_budget_is_blocked_with_the_meas
     assert gate["status"] == "failed"
     assert gate["data"] == {"metric": "latency_p95_ms", "max_ms": BUDGET_MS, "value_ms": pytest.approx(measured.value)}
     assert "over the limit" in gate["detail"] and "single-row latency" in gate["detail"]
+    # The card's input schema is a gate too: the forest's signature takes its 30 columns.
+    schema = next(g for g in request.gates if g["rule"] == "input_schema")
+    assert schema["status"] == "passed" and schema["data"]["missing"] == schema["data"]["unexpected"] == []
     assert ModelVersion.objects.get(pk=version.pk).stage == "evaluation"
