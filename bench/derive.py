@@ -30,8 +30,8 @@ import numpy as np  # noqa: E402
 
 from bench.harness.report import machine_summary  # noqa: E402
 from lifecycle.derivations.methods import Data, derive, params_check  # noqa: E402
-from lifecycle.derivations.methods.artifacts import Artifact, predict  # noqa: E402
-from lifecycle.derivations.methods.measure import measure  # noqa: E402
+from lifecycle.evaluation.artifacts import Artifact, predict  # noqa: E402
+from lifecycle.evaluation.measure import measure  # noqa: E402
 
 RUNS = {
     "forest": [

@@ -11,6 +11,7 @@ class LifecycleConfig(AppConfig):
 
     def ready(self) -> None:
         from lifecycle.deployments.services import canary_started_at, on_production_changed, replica_outcome_apply
+        from lifecycle.derivations.methods import params_problems
         from lifecycle.derivations.services import derivation_needed, derivation_outcome_apply
         from lifecycle.design import services as design
         from lifecycle.evaluation.services import evaluation_needed, evaluation_outcome_apply
@@ -30,8 +31,9 @@ class LifecycleConfig(AppConfig):
         from registry.signals import registry_changed
 
         # The policy validator the registry calls: governance's gate rules and the
-        # monitoring stage's monitors, validated together.
-        monitoring_policies.install()
+        # monitoring stage's monitors (a derive action's parameters by the update
+        # stage's own check), validated together.
+        monitoring_policies.install(derive_params_check=params_problems)
         design.install()
         registry_changed.connect(receivers.on_registry_changed, dispatch_uid="lifecycle.audit")
         evaluation_wanted.connect(evaluation_needed, dispatch_uid="lifecycle.evaluation_wanted")

@@ -66,6 +66,8 @@ PURE_CORES = (
     "lifecycle.deployments.kubernetes",
     "lifecycle.derivations.methods",
     "lifecycle.evaluation.metrics",
+    "lifecycle.evaluation.artifacts",
+    "lifecycle.evaluation.measure",
     "lifecycle.monitoring.prediction_log",
     "lifecycle.monitoring.prediction_store",
     "lifecycle.monitoring.prediction_upkeep",

@@ -7,6 +7,10 @@ both (stored size, p50/p95 latency of one row and of a batch, peak memory), and 
 derived model to MLflow in its own flavour (``mlflow.onnx`` for ONNX, so MLflow's scoring
 server serves it through onnxruntime) with the lineage as run tags. The result carries
 the run, both sets of figures and how closely the two models agree.
+
+An incremental update's new rows are a registered dataset, the model's own training rows,
+or the labelled rows of the prediction log in a window fixed when the job was queued
+(read from the log's store, ``lifecycle.derivations.methods.labelled_rows``).
 """
 
 from __future__ import annotations
@@ -15,14 +19,16 @@ import json
 import os
 import sys
 import warnings
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 
 from lifecycle.derivations import methods
-from lifecycle.derivations.methods.artifacts import Artifact, as_matrix, predict, predict_proba
-from lifecycle.derivations.methods.measure import comparison, measure
+from lifecycle.derivations.methods.labelled_rows import labelled_rows
 from lifecycle.evaluation import metrics as m
+from lifecycle.evaluation.artifacts import Artifact, as_matrix, predict, predict_proba
+from lifecycle.evaluation.measure import comparison, measure
 from lifecycle.jobs import program
 
 # Prune ranks trees on this share of the training rows, never on the test rows.
@@ -54,6 +60,28 @@ def _parent_load(model: str, entry: dict[str, Any], task: str, labels: tuple[Any
     raise SystemExit(
         f"{model} v{entry['version']} is a {', '.join(flavors)} model; derivations need sklearn, pytorch or onnx"
     )
+
+
+def _prediction_rows(
+    source: dict[str, Any], columns: list[str], labels: list[Any], task: str
+) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """The labelled rows the prediction log holds for the model in the window the update
+    was asked for, read from the log's store (the worker asks the database nothing)."""
+    from lifecycle.monitoring.store import prediction_store
+
+    start, end = datetime.fromisoformat(source["start"]), datetime.fromisoformat(source["end"])
+    window = prediction_store().window(model=source["model"], start=start, end=end, labels=True)
+    try:
+        x, y, summary = labelled_rows(window, columns=columns, labels=labels, task=task)
+    except ValueError as exc:
+        raise SystemExit(f"the labelled predictions of {source['model']} cannot be trained on: {exc}") from exc
+    if summary["rows"] < int(source["min_rows"]):
+        raise SystemExit(
+            f"{summary['rows']} usable labelled predictions of {source['model']} from {source['start']} to "
+            f"{source['end']} ({summary['logged_rows']} logged, {summary['labelled_rows']} labelled); "
+            f"the update needs at least {source['min_rows']}"
+        )
+    return x, y, {"source": source["source"], "start": source["start"], "end": source["end"], **summary}
 
 
 def scores(
@@ -136,8 +164,11 @@ def main() -> dict[str, Any]:
     fit_rows, val_rows = train_rows[:cut], train_rows[cut:]
     data = methods.Data(x_all[fit_rows], y_all[fit_rows], x_all[val_rows], y_all[val_rows])
     new = params.get("new_dataset")
+    source = None
     if params["method"] == "incremental":
-        if new and new.get("uri") != params["dataset"]["uri"]:
+        if params.get("new_data"):
+            data.x_new, data.y_new, source = _prediction_rows(params["new_data"], list(features.columns), labels, task)
+        elif new and new.get("uri") != params["dataset"]["uri"]:
             new_frame, _ = program.dataset_frame(new)
             x_new, y_new = program.features_and_target(new_frame, new["target"])
             data.x_new, data.y_new = as_matrix(x_new[features.columns], np.float64), y_new.to_numpy()
@@ -148,6 +179,8 @@ def main() -> dict[str, Any]:
         derived, details = methods.derive(params["method"], parent, params["method_params"], data)
     except ValueError as exc:
         raise SystemExit(f"{params['method']} cannot derive from v{params['parent']['version']}: {exc}") from exc
+    if source is not None:
+        details = {**details, "data": source}
     program.progress(0.5)
     x_test, y_test = x_all[test_rows], y_all[test_rows]
     parent_scores, *parent_out = scores(parent, x_test, y_test, labels)

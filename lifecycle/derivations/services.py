@@ -15,14 +15,17 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import timedelta
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.utils import timezone
 
 from lifecycle.derivations import methods
 from lifecycle.derivations.choices import DerivationMethod, DerivationState
 from lifecycle.derivations.models import Derivation
+from lifecycle.evaluation.measure import RECORDED
 from lifecycle.evaluation.models import Evaluation
 from lifecycle.evaluation.services import dataset_params, model_dataset
 from lifecycle.governance.services.audit import audit_append
@@ -40,8 +43,6 @@ from registry.services.datasets import dataset_in_team
 logger = logging.getLogger(__name__)
 
 DERIVER = ["python", "-m", "lifecycle.derivations.deriver"]
-# Recorded as the derived version's metrics, so gates (max_latency_ms) and people see them.
-MEASURED = ("latency_p50_ms", "latency_p95_ms", "batch_latency_p50_ms", "batch_latency_p95_ms", "peak_memory_mb")
 
 
 def lineage_tags(*, parent: ModelVersion, method: str, params: dict[str, Any], job: Job | None) -> dict[str, str]:
@@ -55,6 +56,22 @@ def lineage_tags(*, parent: ModelVersion, method: str, params: dict[str, Any], j
     if job is not None:
         tags["modelgate.job"] = str(job.pk)
     return tags
+
+
+def _prediction_source(model: RegisteredModel, source: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The window of the prediction log an incremental update reads its labelled rows
+    from, fixed now, so that a retried job reads the same rows (the model's dataset,
+    required by every derivation, gives their columns and classes)."""
+    if not source:
+        return None
+    end = timezone.now()
+    return {
+        "source": source["source"],
+        "model": model.name,
+        "start": (end - timedelta(days=int(source["days"]))).isoformat(),
+        "end": end.isoformat(),
+        "min_rows": int(source["min_rows"]),
+    }
 
 
 def version_derive(
@@ -88,6 +105,7 @@ def version_derive(
     if not version.digest:
         raise Conflict(f"v{version.version} has no recorded digest to derive from", code="no_digest")
     new_dataset = None
+    new_data = _prediction_source(model, clean.get("data")) if method == DerivationMethod.INCREMENTAL else None
     if method == DerivationMethod.INCREMENTAL and clean.get("dataset"):
         found = dataset_in_team(model.team, clean["dataset"])
         assert found is not None
@@ -103,6 +121,7 @@ def version_derive(
             "primary_metric": model.primary_metric,
             "dataset": dataset_params(dataset),
             "new_dataset": new_dataset,
+            "new_data": new_data,
             "method": method,
             "method_params": clean,
             "parent": {"version": version.version, "artifact_uri": version.artifact_uri, "digest": version.digest},
@@ -185,7 +204,7 @@ def derivation_outcome_apply(job: Job) -> None:
             source=MetricSource.EVALUATION,
             dataset_digest=digest,
         )
-        measured = {k: v for k, v in figures.get("derived", {}).items() if k in MEASURED and v is not None}
+        measured = {k: v for k, v in figures.get("derived", {}).items() if k in RECORDED and v is not None}
         # Measured by the job that evaluated it, on the same rows.
         metrics_record(version=version, metrics=measured, source=MetricSource.EVALUATION, dataset_digest=digest)
         primary = job.model.primary_metric
@@ -268,12 +287,16 @@ def derivation_needed(
     params: dict[str, Any] | None,
     actor: AbstractBaseUser,
     reason: str,
+    strict: bool = False,
     **_: Any,
 ) -> Job | None:
     """Receiver of ``lifecycle.governance.signals.derivation_wanted``: start the update a
-    schedule or an alert asks for, or log why it cannot start."""
+    schedule or an alert asks for, or log why it cannot start (``strict``: raise it, for
+    a caller that records the refusal, as an alert's action does)."""
     try:
         return model_derive_production(model=model, method=method, params=params, actor=actor, reason=reason)
     except DomainError as exc:
+        if strict:
+            raise
         logger.warning("the %s update of %s asked for (%s) did not start: %s", method, model, reason, exc)
         return None

@@ -286,12 +286,14 @@ def seeded_rules(card: Mapping[str, Any], rule_types: Iterable[str]) -> list[dic
     """The policy rules a card's targets become.
 
     Each success criterion is a ``metric_threshold`` gate (on its stages, or the
-    policy's default ones). The artifact budget becomes a ``max_artifact_mb`` gate when
-    the policy language knows that rule type (``rule_types``): every version's size is
-    known at registration. The latency and memory budgets stay on the card (each
-    version's card shows them against what was measured): latency is measured by
-    derivation jobs only, so a seeded ``max_latency_ms`` gate would fail every trained
-    version; an owner adds one to the policy where every candidate is measured.
+    policy's default ones). The input schema is an ``input_schema`` gate: a version's
+    signature must take the card's required columns (its optional ones it may), and
+    nothing else, before it leaves evaluation. The budgets the policy language knows (``rule_types``)
+    become gates too: the artifact budget a ``max_artifact_mb`` gate (every version's
+    size is known at registration), the latency budget a ``max_latency_ms`` gate on the
+    95th percentile of one row (the evaluation job measures every version it scores, a
+    derivation job every version it derives). The memory budget stays on the card, shown
+    against the measured peak: no gate rule reads memory.
     """
     known = set(rule_types)
     rules: list[dict[str, Any]] = []
@@ -305,7 +307,17 @@ def seeded_rules(card: Mapping[str, Any], rule_types: Iterable[str]) -> list[dic
         if criterion.get("stages"):
             rule["stages"] = list(criterion["stages"])
         rules.append(rule)
+    schema = card.get("input_schema") or []
+    required = [column["name"] for column in schema if column.get("required", True)]
+    if "input_schema" in known and required:
+        rule = {"type": "input_schema", "columns": required}
+        optional = [column["name"] for column in schema if not column.get("required", True)]
+        if optional:
+            rule["optional"] = optional
+        rules.append(rule)
     budget = card.get("resource_budget") or {}
     if "max_artifact_mb" in known and budget.get("artifact_mb") is not None:
         rules.append({"type": "max_artifact_mb", "value": budget["artifact_mb"]})
+    if "max_latency_ms" in known and budget.get("latency_p95_ms") is not None:
+        rules.append({"type": "max_latency_ms", "percentile": 95, "value": budget["latency_p95_ms"]})
     return rules

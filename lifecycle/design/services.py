@@ -21,7 +21,7 @@ from lifecycle.governance.rules import RULE_TYPES
 from lifecycle.governance.services.audit import audit_append
 from lifecycle.governance.services.outbox import event_publish
 from registry.choices import Role
-from registry.design_gate import missing_fields_install
+from registry.design_gate import card_writer_install, missing_fields_install
 from registry.errors import Conflict, InvalidInput
 from registry.models import Dataset, RegisteredModel
 from registry.permissions import require_role
@@ -209,6 +209,22 @@ def model_design_complete(*, model: RegisteredModel, actor: AbstractBaseUser, re
     return locked
 
 
+def model_card_create(*, model: RegisteredModel, card: Any, actor: AbstractBaseUser) -> DesignCard:
+    """The card a model was created with (``POST models/ {..., "design": {...}}``), as
+    its first revision, inside the creation's transaction; a bad card is a 400 naming
+    ``design.<field>``, and the model is not created."""
+    try:
+        return design_card_update(model=model, card=card, actor=actor, expected_revision=0, reason="model created")
+    except InvalidInput as exc:
+        details = {
+            ("design" + key[len("card") :] if key.startswith("card") else key): message
+            for key, message in (exc.details or {}).items()
+        }
+        raise InvalidInput(exc.message.replace("card.", "design.", 1), details=details) from exc
+
+
 def install() -> None:
-    """Let the registry name a model's missing card fields when it refuses a version."""
+    """Let the registry name a model's missing card fields when it refuses a version, and
+    store the card a model is created with."""
     missing_fields_install(design_missing_fields)
+    card_writer_install(model_card_create)

@@ -3,8 +3,9 @@
 Scores one or more versions of a model (the candidate, and the champion when it has no
 fresh result on the same data) on the same deterministic test split of the model's
 dataset. For each: the metrics of its task, a bootstrap confidence interval of the
-primary metric, k-fold cross-validation of the estimator, permutation feature importance
-and slice metrics; for the candidate against the champion, paired deltas with intervals.
+primary metric, k-fold cross-validation of the estimator, permutation feature importance,
+slice metrics, and what it costs to serve (p50/p95 latency of one row and of a batch of
+1,000, peak memory, measured as a derivation measures them); for the candidate against the champion, paired deltas with intervals.
 Each artifact's digest is checked before the model is loaded. The report (JSON and PNG
 plots) is logged to an MLflow run.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,8 @@ from lifecycle.jobs import program
 # Permutation importance re-predicts these many test rows (features × repeats) times;
 # a thousand rows ranks features as well as the whole split at a fraction of the cost.
 PERMUTATION_ROWS = 1000
+# Latency and memory are measured on at most this many test rows (as a derivation does).
+MEASURE_ROWS = 1000
 # Cross-validation refits the estimator k times; above this many rows it is skipped
 # unless the job asks for it (params.cv_max_rows).
 CV_MAX_ROWS = 50_000
@@ -184,6 +188,27 @@ def evaluate_one(
     return result, predicted
 
 
+def serving_figures(
+    estimator: Any, task: str, labels: list[Any], x_test: Any, params: dict[str, Any]
+) -> dict[str, Any]:
+    """What the version costs to serve, measured as a derivation measures it
+    (``lifecycle.evaluation.measure``): p50/p95 latency of one row and of a batch, peak
+    memory, stored size. A model loaded through pyfunc only (not scikit-learn) is not
+    measured here, and the figures say so."""
+    from lifecycle.evaluation.artifacts import Artifact
+    from lifecycle.evaluation.measure import measure
+
+    if not hasattr(estimator, "get_params"):
+        return {"skipped": f"a {type(estimator).__name__} is measured by a derivation (onnx, quantize…), not here"}
+    artifact = Artifact("sklearn", estimator, task, tuple(labels))
+    rows = x_test.iloc[:MEASURE_ROWS]
+    with warnings.catch_warnings():
+        # Timed on a plain matrix, as derivations are; a model fitted on a frame would
+        # warn on every call, and the warning's cost would count as latency.
+        warnings.filterwarnings("ignore", message="X does not have valid feature names")
+        return measure(artifact, rows, memory=bool(params.get("measure_memory", True))).to_dict()
+
+
 def evaluate_versions(
     *,
     params: dict[str, Any],
@@ -209,6 +234,8 @@ def evaluate_versions(
     for index, (entry, estimator) in enumerate(estimators):
         result, predicted = evaluate_one(estimator, task, primary, x_test, y_test, labels, params, features, target)
         result["role"] = entry.get("role", "candidate")
+        if params.get("measure", True):
+            result["figures"] = serving_figures(estimator, task, labels, x_test, params)
         report["evaluations"][str(entry["version"])] = result
         predictions[result["role"]] = predicted
         if on_progress is not None:

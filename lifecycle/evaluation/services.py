@@ -17,6 +17,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
+from lifecycle.evaluation.measure import RECORDED
 from lifecycle.evaluation.models import Evaluation
 from lifecycle.governance.choices import OPEN_TRANSITION_STATUSES
 from lifecycle.governance.models import Transition
@@ -144,6 +145,8 @@ def evaluation_outcome_apply(job: Job) -> None:
             scalars = {
                 k: v for k, v in result["metrics"].items() if isinstance(v, int | float) and not isinstance(v, bool)
             }
+            figures = result.get("figures") or {}
+            scalars.update({k: figures[k] for k in RECORDED if isinstance(figures.get(k), int | float)})
             metrics_record(version=version, metrics=scalars, source=MetricSource.EVALUATION, dataset_digest=digest)
             is_candidate = result.get("role") == "candidate"
             Evaluation.objects.create(

@@ -44,6 +44,11 @@ def version_artifacts(version: ModelVersion) -> frozenset[str]:
     return frozenset(present)
 
 
+def _signature_inputs(version: ModelVersion) -> list | None:
+    inputs = version.signature.get("inputs") if isinstance(version.signature, dict) else None
+    return inputs if isinstance(inputs, list) else None
+
+
 def _canary_started_at(version: ModelVersion) -> datetime | None:
     """When the version's canary began taking live traffic, as the deployment stage says."""
     answers = [started for _, started in canary_start_wanted.send(sender=ModelVersion, version=version) if started]
@@ -75,6 +80,7 @@ def gate_context(*, transition: Transition, now: datetime) -> rules.GateContext:
         canary_started_at=_canary_started_at(version),
         parent_metrics=_observations(version.parent) if version.parent_id else None,
         artifact_bytes=version.size_bytes,
+        signature_inputs=_signature_inputs(version),
     )
 
 

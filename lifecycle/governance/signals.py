@@ -20,5 +20,6 @@ canary_start_wanted = Signal()
 # Sent when a retraining schedule or a monitoring alert asks for an update by a derivation
 # method instead of a full retrain, with ``model``, ``method`` (onnx, quantize, prune,
 # distill, incremental), ``params``, ``actor`` and ``reason``. The update stage's receiver
-# derives from the production version and returns the Job (or None when it cannot start).
+# derives from the production version and returns the Job (or None when it cannot start;
+# with ``strict=True`` it raises the refusal instead, for a caller that records it).
 derivation_wanted = Signal()

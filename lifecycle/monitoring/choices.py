@@ -26,6 +26,7 @@ class AlertAction(models.TextChoices):
     ROLLBACK = "rollback", "Roll production back"
     RETRAIN = "retrain", "Retrain on fresh data"
     ABORT_CANARY = "abort_canary", "Abort the canary"
+    DERIVE = "derive", "Derive an updated version"
 
 
 class ActionState(models.TextChoices):

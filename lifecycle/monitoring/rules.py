@@ -7,6 +7,8 @@ A rule watches the windows of a deployed version and names what happens when it 
     {"type": "live_metric", "metric": "f1", "op": "<", "value": 0.85, "min_labels": 200}
     {"type": "latency_p95_ms", "op": ">", "value": 250}
     {"type": "error_rate", "op": ">", "value": 0.05, "action": "alert"}
+    {"type": "drift", "statistic": "psi", "action": "derive", "method": "incremental",
+     "params": {"data": {"source": "predictions", "days": 7}}}
 
 A rule fires when each of its last ``windows`` windows breaches it; a window with fewer
 rows (or labels) than the rule's minimum does not count as a breach. Parsing reports every
@@ -25,7 +27,12 @@ from typing import Any, ClassVar
 from lifecycle.governance.rules import OPERATORS, PolicyError
 from lifecycle.monitoring.drift import STATISTICS
 
-ACTIONS: tuple[str, ...] = ("alert", "rollback", "retrain")
+ACTIONS: tuple[str, ...] = ("alert", "rollback", "retrain", "derive")
+# The update stage's derivation methods a ``derive`` action may name (a plain copy of
+# lifecycle.derivations.choices.DerivationMethod, which sits above this stage; a test
+# checks they agree). Their parameters are checked by the validator the update stage
+# installs (``lifecycle.monitoring.policies``).
+DERIVE_METHODS: tuple[str, ...] = ("onnx", "quantize", "prune", "distill", "incremental")
 ALL_FEATURES = "*"
 MAX_WINDOWS = 100
 PREDICTION_FEATURE = "prediction"
@@ -79,11 +86,16 @@ class MonitorRule:
     value: float
     windows: int = 3
     action: str = "alert"
+    # Only for ``action: derive``: the update the alert asks for, by method and parameters.
+    method: str | None = None
+    params: Mapping[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"type": self.type}
         for f in fields(self):
             value = getattr(self, f.name)
+            if f.name in _DERIVE_FIELDS and self.action != "derive":
+                continue
             if isinstance(value, tuple):
                 value = list(value)
             elif isinstance(value, float) and value.is_integer() and f.name != "value":
@@ -268,13 +280,28 @@ def _features(raw: object, path: str, errors: _Errors) -> str | tuple[str, ...] 
     return tuple(raw)
 
 
-_COMMON = ("op", "value", "windows", "action")
+_COMMON = ("op", "value", "windows", "action", "method", "params")
+_DERIVE_FIELDS = ("method", "params")
 _OWN: dict[str, tuple[str, ...]] = {
     "drift": ("features", "statistic", "min_rows"),
     "live_metric": ("metric", "min_labels"),
     "latency_p95_ms": ("min_rows",),
     "error_rate": ("min_rows",),
 }
+
+
+def _derive_fields(raw: Mapping[str, Any], path: str, errors: _Errors, values: dict[str, Any]) -> None:
+    if raw.get("action") != "derive":
+        for key in _DERIVE_FIELDS:
+            if key in raw:
+                errors.add(f"{path}.{key}", f"only a derive action takes {key!r}")
+        return
+    values["method"] = _choice(raw.get("method"), f"{path}.method", errors, DERIVE_METHODS, "derivation method")
+    params = raw.get("params", {})
+    if not isinstance(params, Mapping):
+        errors.add(f"{path}.params", f"must be an object of the method's parameters, got {params!r}")
+        return
+    values["params"] = dict(params)
 
 
 def _parse_monitor(raw: object, path: str, errors: _Errors) -> MonitorRule | None:
@@ -331,6 +358,7 @@ def _parse_monitor(raw: object, path: str, errors: _Errors) -> MonitorRule | Non
         values["windows"] = _count(raw["windows"], f"{path}.windows", errors, minimum=1, maximum=MAX_WINDOWS)
     if "action" in raw:
         values["action"] = _choice(raw["action"], f"{path}.action", errors, ACTIONS, "action")
+    _derive_fields(raw, path, errors, values)
     if len(errors.items) != before:
         return None
     return MONITOR_CLASSES[kind](**values)

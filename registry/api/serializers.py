@@ -54,6 +54,8 @@ class ModelCreateIn(StrictSerializer):
     # "design" starts the model in the design stage (see docs/design.md); the default,
     # "active", lets versions be registered at once.
     stage = serializers.ChoiceField(choices=ModelStage.choices, required=False, default=ModelStage.ACTIVE)
+    # The model card, stored with the model in one transaction (docs/design.md).
+    design = serializers.JSONField(required=False, allow_null=True)
 
 
 class ModelUpdateIn(StrictSerializer):

@@ -8,6 +8,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 
 from registry.choices import ModelStage, Role, TaskType
+from registry.design_gate import model_card_write
 from registry.errors import Conflict, InvalidInput
 from registry.models import ModelTag, RegisteredModel, Team
 from registry.permissions import require_role
@@ -44,13 +45,15 @@ def model_create(
     dataset: str | None = None,
     tags: Any = None,
     stage: str = ModelStage.ACTIVE,
+    design: Any = None,
 ) -> RegisteredModel:
     """Define a model: owner team, task, primary metric, dataset, policy.
 
     ``stage="design"`` starts it in the design stage: no version may be registered or
     trained until its model card is complete and design is completed
     (``lifecycle.design``). The default, ``active``, is what callers that register
-    versions at once have always had."""
+    versions at once have always had. ``design``, a model card, is stored as the card's
+    first revision in the same transaction: a bad card creates nothing."""
     require_role(actor, team, Role.DEVELOPER, action="creating a model")
     name_validate(name)
     if stage not in ModelStage.values:
@@ -73,6 +76,8 @@ def model_create(
             )
             tags_replace(ModelTag, "model", model, clean_tags)
             change_announce("model.create", actor=actor, target=model, before=None, after=model_snapshot(model))
+            if design is not None:
+                model_card_write(model=model, card=design, actor=actor)
     except IntegrityError as exc:
         raise Conflict(f"a model named {name!r} already exists") from exc
     return model

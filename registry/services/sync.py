@@ -6,7 +6,8 @@ import logging
 from dataclasses import dataclass, field
 
 from registry import mlflow_gateway
-from registry.errors import DependencyUnavailable, InvalidInput, NotFound
+from registry.design_gate import model_accepts_versions_require
+from registry.errors import Conflict, DependencyUnavailable, InvalidInput, NotFound
 from registry.models import RegisteredModel
 from registry.services.validation import TAG_KEY_RE
 from registry.services.versions import artifact_facts, version_row_write
@@ -27,7 +28,10 @@ def mlflow_sync(*, model_names: list[str] | None = None) -> SyncReport:
     """Bring in versions registered straight into MLflow (``mlflow.register_model``).
 
     Idempotent: a version already here is left alone; one that fails (its artifact
-    unreadable) is reported and tried again on the next run.
+    unreadable) is reported and tried again on the next run. A model still in design
+    accepts no version, imported ones included: each of its new MLflow versions is
+    reported as refused, with what its card lacks, and is imported by the first sync
+    after its design is completed.
     """
     report = SyncReport()
     models = RegisteredModel.objects.select_related("team", "dataset").order_by("name")
@@ -45,6 +49,11 @@ def mlflow_sync(*, model_names: list[str] | None = None) -> SyncReport:
             if number in known:
                 continue
             label = f"{model.name} v{number}"
+            try:
+                model_accepts_versions_require(model, action=f"importing {label} from MLflow")
+            except Conflict as exc:
+                report.failed[label] = str(exc)
+                continue
             try:
                 uri = mlflow_gateway.model_version_download_uri(model.name, number)
                 facts = artifact_facts(uri)

@@ -160,6 +160,28 @@ def test_version_registered_straight_into_mlflow_appears_after_sync_once(live_se
     assert ModelVersion.objects.filter(model=fraud_model).count() == 2
 
 
+def test_a_sync_refuses_versions_of_a_model_in_design_until_its_design_is_completed(live_services, owner, fraud_model):
+    from registry.models import RegisteredModel
+    from registry.services.sync import mlflow_sync
+
+    run_id = _trained_run()
+    logged = MlflowClient(live_services.url).search_logged_models(
+        experiment_ids=[mlflow.get_run(run_id).info.experiment_id], filter_string=f"source_run_id = '{run_id}'"
+    )[0]
+    mlflow.register_model(f"models:/{logged.model_id}", fraud_model.name)
+    RegisteredModel.objects.filter(pk=fraud_model.pk).update(stage="design")
+
+    refused = mlflow_sync(model_names=[fraud_model.name])
+
+    assert refused.imported == []
+    reason = refused.failed[f"{fraud_model.name} v1"]
+    assert "importing fraud-detector v1 from MLflow is refused" in reason and "design" in reason
+    assert not ModelVersion.objects.filter(model=fraud_model).exists()
+
+    RegisteredModel.objects.filter(pk=fraud_model.pk).update(stage="active")
+    assert mlflow_sync(model_names=[fraud_model.name]).imported == [f"{fraud_model.name} v1"]
+
+
 def test_alias_set_through_modelgate_resolves_in_mlflow(live_services, owner, fraud_model):
     run_id = _trained_run()
     owner.client.post(f"/api/v1/models/{fraud_model.name}/versions/", {"run_id": run_id}, format="json")

@@ -3,8 +3,8 @@
 ``derive(method, parent, params, data)`` returns the derived model and what the method
 did; ``params_check(method, params)`` validates the parameters before a job is queued,
 naming every bad field. One module per method (``onnx_export``, ``quantize``, ``prune``,
-``distill``, ``incremental``), models and predictions in ``artifacts``, the figures in
-``measure``. The job that runs them on a worker is ``lifecycle.derivations.deriver``.
+``distill``, ``incremental``), models and predictions in ``lifecycle.evaluation.artifacts``,
+the figures in ``lifecycle.evaluation.measure`` (shared with the evaluation job). The job that runs them on a worker is ``lifecycle.derivations.deriver``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from lifecycle.derivations.methods import distill, incremental, onnx_export, prune, quantize
-from lifecycle.derivations.methods.artifacts import Artifact
+from lifecycle.evaluation.artifacts import Artifact
 
 METHODS: tuple[str, ...] = ("onnx", "quantize", "prune", "distill", "incremental")
 DEFAULTS: dict[str, dict[str, Any]] = {
@@ -22,8 +22,13 @@ DEFAULTS: dict[str, dict[str, Any]] = {
     "quantize": quantize.DEFAULTS,
     "prune": prune.DEFAULTS,
     "distill": distill.DEFAULTS,
-    "incremental": {**incremental.DEFAULTS, "dataset": None},
+    "incremental": {**incremental.DEFAULTS, "dataset": None, "data": None},
 }
+# Where an incremental update's new rows may come from besides a registered dataset.
+DATA_SOURCES: tuple[str, ...] = ("predictions",)
+MAX_PREDICTION_DAYS = 365
+# Fewer labelled rows than this and the update fails rather than fit on a handful.
+PREDICTION_MIN_ROWS = 20
 
 
 class MethodParamsError(ValueError):
@@ -57,6 +62,28 @@ def _number(value: Any, *, low: float, high: float | None = None, integer: bool 
     return None
 
 
+def _data_source(value: Any) -> str | None:
+    """``{"source": "predictions", "days": 7, "min_rows": 50}``: the labelled rows of the
+    model's prediction log over the last ``days`` days."""
+    if not isinstance(value, dict):
+        return 'must be an object such as {"source": "predictions", "days": 7}'
+    if value.get("source") not in DATA_SOURCES:
+        return f"source must be one of {', '.join(DATA_SOURCES)}"
+    unknown = sorted(set(value) - {"source", "days", "min_rows"})
+    if unknown:
+        return f"unknown key {unknown[0]!r}; allowed: source, days, min_rows"
+    if "days" not in value:
+        return "days is required (how far back to read labelled predictions)"
+    problem = _number(value["days"], low=1, high=MAX_PREDICTION_DAYS, integer=True)
+    if problem:
+        return f"days {problem}"
+    if "min_rows" in value:
+        problem = _number(value["min_rows"], low=1, high=10_000_000, integer=True)
+        if problem:
+            return f"min_rows {problem}"
+    return None
+
+
 _CHECKS: dict[str, dict[str, Any]] = {
     "onnx": {"opset": lambda v: _number(v, low=9, high=21, integer=True)},
     "quantize": {
@@ -84,6 +111,7 @@ _CHECKS: dict[str, dict[str, Any]] = {
         "batch_size": lambda v: _number(v, low=1, high=1_000_000, integer=True),
         "seed": lambda v: _number(v, low=0, integer=True),
         "dataset": lambda v: None if v is None or (isinstance(v, str) and v.strip()) else "must be a dataset name",
+        "data": lambda v: None if v is None else _data_source(v),
     },
 }
 
@@ -105,9 +133,24 @@ def params_check(method: str, params: Any) -> dict[str, Any]:
         problem = checks[key](value)
         if problem:
             errors[f"params.{key}"] = problem
+    if method == "incremental" and params.get("dataset") and params.get("data"):
+        errors.setdefault("params.data", "give either a dataset or a data source, not both")
     if errors:
         raise MethodParamsError(errors)
-    return {**DEFAULTS[method], **params}
+    clean = {**DEFAULTS[method], **params}
+    if method == "incremental" and clean.get("data"):
+        clean["data"] = {"min_rows": PREDICTION_MIN_ROWS, **clean["data"]}
+    return clean
+
+
+def params_problems(method: str, params: Any) -> dict[str, str]:
+    """What ``params_check`` would refuse, as ``{field: problem}`` (empty when fine): for
+    validators that report every problem of a document at once (a policy's monitors)."""
+    try:
+        params_check(method, params)
+    except MethodParamsError as exc:
+        return exc.errors
+    return {}
 
 
 def derive(method: str, parent: Artifact, params: dict[str, Any], data: Data) -> tuple[Artifact, dict[str, Any]]:

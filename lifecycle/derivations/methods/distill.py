@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from lifecycle.derivations.methods.artifacts import Artifact, as_matrix, predict, predict_proba
+from lifecycle.evaluation.artifacts import Artifact, as_matrix, predict, predict_proba
 
 DEFAULTS: dict[str, Any] = {
     "student": "tree",

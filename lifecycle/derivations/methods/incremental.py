@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from lifecycle.derivations.methods.artifacts import Artifact, as_matrix, final_step
+from lifecycle.evaluation.artifacts import Artifact, as_matrix, final_step
 
 DEFAULTS: dict[str, Any] = {"epochs": 5, "add_estimators": 10, "lr": 1e-3, "batch_size": 64, "seed": 0}
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from lifecycle.derivations.methods.artifacts import Artifact, as_matrix, final_step
+from lifecycle.evaluation.artifacts import Artifact, as_matrix, final_step
 
 DEFAULTS: dict[str, Any] = {"opset": 17}
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from lifecycle.derivations.methods.artifacts import Artifact, as_matrix, final_step
+from lifecycle.evaluation.artifacts import Artifact, as_matrix, final_step
 
 DEFAULTS: dict[str, Any] = {"sparsity": 0.5}
 

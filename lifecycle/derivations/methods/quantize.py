@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from lifecycle.derivations.methods import onnx_export
-from lifecycle.derivations.methods.artifacts import Artifact
+from lifecycle.evaluation.artifacts import Artifact
 
 DEFAULTS: dict[str, Any] = {"backend": "onnx", "per_channel": False, "opset": 17}
 BACKENDS = ("onnx", "torch")

@@ -21,12 +21,14 @@ Example policy::
       {"type": "canary_soak", "minutes": 30, "stages": ["production"]},
       {"type": "max_metric_drop", "metric": "f1", "vs": "parent", "value": 0.01},
       {"type": "max_latency_ms", "percentile": 95, "value": 5},
-      {"type": "max_artifact_mb", "value": 20}
+      {"type": "max_artifact_mb", "value": 20},
+      {"type": "input_schema", "columns": ["amount", "country"], "optional": ["note"]}
     ]}
 
 Where things are: ``vocabulary`` (stages, roles, operators, type aliases), ``context``
 (``GateContext``, ``GateResult``), ``errors``, ``formatting`` (numbers in sentences),
-``base``, ``metric_rules``, ``process_rules`` and ``update_rules`` (the rule types), ``policy``,
+``base``, ``metric_rules``, ``process_rules``, ``update_rules`` and ``schema_rules`` (the rule
+types), ``policy``,
 ``parser`` and ``evaluation``.
 """
 
@@ -45,6 +47,7 @@ from lifecycle.governance.rules.process_rules import (
     MaxEvaluationAgeRule,
     RequiredArtifactsRule,
 )
+from lifecycle.governance.rules.schema_rules import InputSchemaRule
 from lifecycle.governance.rules.update_rules import MaxArtifactSizeRule, MaxLatencyRule, MaxMetricDropRule
 from lifecycle.governance.rules.vocabulary import (
     DEFAULT_STAGES,
@@ -75,6 +78,7 @@ __all__ = [
     "GateContext",
     "GateResult",
     "GateStatus",
+    "InputSchemaRule",
     "MaxArtifactSizeRule",
     "MaxEvaluationAgeRule",
     "MaxLatencyRule",

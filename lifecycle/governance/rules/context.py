@@ -61,6 +61,9 @@ class GateContext:
     # and the size in bytes of the version's stored artifact.
     parent_metrics: Sequence[MetricObservation] | None = None
     artifact_bytes: int | None = None
+    # The ``inputs`` of the version's MLflow signature (column specs ``{name, type}``, or
+    # one ``{"type": "tensor", "tensor-spec": {...}}``); None when it has none.
+    signature_inputs: Sequence[Any] | None = None
 
 
 @dataclass(frozen=True)

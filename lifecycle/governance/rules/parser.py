@@ -18,6 +18,7 @@ from lifecycle.governance.rules.process_rules import (
     MaxEvaluationAgeRule,
     RequiredArtifactsRule,
 )
+from lifecycle.governance.rules.schema_rules import InputSchemaRule
 from lifecycle.governance.rules.update_rules import (
     LATENCY_PERCENTILES,
     MaxArtifactSizeRule,
@@ -179,12 +180,16 @@ def _parse_flag(value: object, name: str, path: str, errors: _Errors) -> Any:
 def _string_list_parser(
     what: str,
     check: Callable[[str, str, _Errors], bool] | None = None,
+    *,
+    empty: bool = False,
 ) -> _Parser:
-    """A parser for a non-empty list of distinct strings; ``check`` vets each one."""
+    """A parser for a list of distinct strings, non-empty unless ``empty``; ``check`` vets
+    each one."""
 
     def parse(value: object, name: str, path: str, errors: _Errors) -> Any:
-        if not isinstance(value, (list, tuple)) or not value:
-            return errors.add(path, f"{name} must be a non-empty list of {what}s, {_got(value)}")
+        if not isinstance(value, (list, tuple)) or (not value and not empty):
+            kind = "list" if empty else "non-empty list"
+            return errors.add(path, f"{name} must be a {kind} of {what}s, {_got(value)}")
         seen: list[str] = []
         ok = True
         for i, item in enumerate(value):
@@ -262,6 +267,13 @@ _RULE_SPECS: dict[str, tuple[type[BaseRule], dict[str, _Field]]] = {
             },
         ),
         (MaxArtifactSizeRule, {"value": _Field(_number_parser(0.0, strict=True), True)}),
+        (
+            InputSchemaRule,
+            {
+                "columns": _Field(_string_list_parser("column name"), True),
+                "optional": _Field(_string_list_parser("column name", empty=True), False),
+            },
+        ),
     )
 }
 

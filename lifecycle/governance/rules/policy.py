@@ -12,6 +12,7 @@ from lifecycle.governance.rules.process_rules import (
     MaxEvaluationAgeRule,
     RequiredArtifactsRule,
 )
+from lifecycle.governance.rules.schema_rules import InputSchemaRule
 from lifecycle.governance.rules.update_rules import MaxArtifactSizeRule, MaxLatencyRule, MaxMetricDropRule
 
 Rule: TypeAlias = (
@@ -24,6 +25,7 @@ Rule: TypeAlias = (
     | MaxMetricDropRule
     | MaxLatencyRule
     | MaxArtifactSizeRule
+    | InputSchemaRule
 )
 
 

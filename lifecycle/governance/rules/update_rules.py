@@ -105,17 +105,18 @@ class MaxLatencyRule(BaseRule):
     batch: bool = False
 
     def evaluate(self, ctx: GateContext, index: int) -> GateResult:
-        """See the class docstring; a version never measured fails until it is."""
+        """See the class docstring; a version never measured fails until it is, with
+        ``needs="evaluation"`` (the evaluation job measures every version it scores)."""
         name = latency_metric(self.percentile, self.batch)
         what = f"p{self.percentile} {'batch' if self.batch else 'single-row'} latency"
         data: dict[str, Any] = {"metric": name, "max_ms": json_number(self.value), "value_ms": None}
         observed = _pick(ctx.candidate_metrics, name)
         if observed is None:
             detail = (
-                f"no {what} measured for this version (metric {name}); a derivation measures it, "
-                f"and the limit is {self.value:g} ms"
+                f"no {what} measured for this version (metric {name}); an evaluation or a derivation "
+                f"measures it, and the limit is {self.value:g} ms"
             )
-            return self._result(index, "failed", detail, data)
+            return self._result(index, "failed", detail, data, needs="evaluation")
         data["value_ms"] = json_number(observed.value)
         value_text, limit_text = format_distinct(observed.value, self.value)
         if observed.value <= self.value:

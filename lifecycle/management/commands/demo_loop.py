@@ -19,6 +19,7 @@ from typing import Any
 import requests
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
+from sklearn.datasets import load_breast_cancer
 
 from lifecycle.deployments.choices import DeploymentState
 from lifecycle.deployments.models import Deployment
@@ -42,10 +43,8 @@ DEMO_CARD = {
     "out_of_scope_uses": ["diagnosis without a clinician", "other tissue or imaging types"],
     "owner": "alice (demo team)",
     "task": "classification",
-    "input_schema": [
-        {"name": name, "type": "double"}
-        for name in ("mean radius", "mean texture", "mean perimeter", "mean area", "mean smoothness")
-    ],
+    # Every column the model takes: completing design makes this an input_schema gate.
+    "input_schema": [{"name": str(name), "type": "double"} for name in load_breast_cancer().feature_names],
     "output_schema": [{"name": "prediction", "type": "long"}],
     "datasets": [{"name": "breast-cancer", "role": "training"}, {"name": "breast-cancer", "role": "evaluation"}],
     "success_criteria": [{"metric": "f1", "op": ">=", "value": 0.9}],

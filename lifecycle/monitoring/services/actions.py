@@ -6,7 +6,7 @@ also takes a lease: a claim token and the moment it runs out
 and records its outcome in one transaction, with the alert's row locked and its claim
 checked, so the effect and ``done`` are committed together or not at all. The action
 runs as the monitor's account, with the alert named in its reason, so the rollback's,
-retrain's or canary abort's own audit record says which alert caused it.
+retrain's, derivation's or canary abort's own audit record says which alert caused it.
 
 A worker that dies mid-way leaves the alert ``running``; once its lease has run out the
 periodic pass takes the claim again (``alert_actions_reap``). Before acting, every run
@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -32,6 +33,7 @@ from lifecycle.deployments.services import canary_abort
 from lifecycle.governance.models import AuditRecord, Transition
 from lifecycle.governance.services.audit import audit_append
 from lifecycle.governance.services.transitions import model_rollback
+from lifecycle.governance.signals import derivation_wanted
 from lifecycle.monitoring.choices import ActionState, AlertAction
 from lifecycle.monitoring.models import Alert
 from lifecycle.monitoring.services.alerts import monitor_actor
@@ -45,6 +47,7 @@ log = logging.getLogger(__name__)
 EFFECT_AUDIT_ACTIONS = {
     AlertAction.ROLLBACK: "model.rollback",
     AlertAction.RETRAIN: "model.retrain",
+    AlertAction.DERIVE: "version.derive",
     AlertAction.ABORT_CANARY: "deployment.canary_abort",
 }
 
@@ -92,11 +95,26 @@ def alert_effect_recorded(alert: Alert) -> dict[str, Any] | None:
             .first()
         )
         found.update(transition=transition.pk if transition else None, to_version=after.get("production"))
-    elif alert.action == AlertAction.RETRAIN:
+    elif alert.action in (AlertAction.RETRAIN, AlertAction.DERIVE):
         found.update(job=after.get("job"))
     else:
         found.update(deployment=int(record.object_id), revision=after.get("revision"))
     return found
+
+
+def _derive(alert: Alert, *, actor: AbstractBaseUser, reason: str) -> dict[str, Any]:
+    """Ask the update stage (above this one, hence the signal) for the rule's derivation of
+    the production version; it raises what its service refuses."""
+    if alert.version.stage != Stage.PRODUCTION:
+        raise DomainError(f"v{alert.version.version} is {alert.version.stage}, not production: nothing to update")
+    method, params = alert.rule.get("method"), alert.rule.get("params") or {}
+    answers = derivation_wanted.send(
+        sender=Alert, model=alert.model, method=method, params=params, actor=actor, reason=reason, strict=True
+    )
+    job = next((job for _, job in answers if job is not None), None)
+    if job is None:
+        raise DomainError(f"no update stage took the {method} update")
+    return {"job": job.pk, "method": method}
 
 
 def _run(alert: Alert, actor: Any) -> dict[str, Any]:
@@ -111,6 +129,8 @@ def _run(alert: Alert, actor: Any) -> dict[str, Any]:
     if alert.action == AlertAction.RETRAIN:
         job = model_retrain(actor=actor, model=alert.model, reason=reason)
         return {"job": job.pk}
+    if alert.action == AlertAction.DERIVE:
+        return _derive(alert, actor=actor, reason=reason)
     if alert.action == AlertAction.ABORT_CANARY:
         assert alert.deployment is not None, "a canary alert names its deployment"
         deployment = canary_abort(actor=actor, deployment=alert.deployment, reason=reason)

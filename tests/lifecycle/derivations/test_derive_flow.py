@@ -30,20 +30,6 @@ pytestmark = [
 ]
 
 
-@pytest.fixture
-def workers(start_workers, live_services, s3_endpoint, settings):
-    return start_workers(
-        ("deriver-1", "none", 0.1),
-        ("deriver-2", "none", 0.1),
-        extra_env={
-            "MLFLOW_TRACKING_URI": live_services.url,
-            "MLFLOW_S3_ENDPOINT_URL": s3_endpoint.url,
-            "AWS_ENDPOINT_URL": s3_endpoint.url,
-            "MODELGATE_ARTIFACT_ROOT": settings.MODELGATE_ARTIFACT_ROOT,
-        },
-    )
-
-
 def _model(owner, s3_endpoint, *, name: str, policy: dict | None = None):
     team = team_ensure(name="fraud")
     frame = load_breast_cancer(as_frame=True).frame

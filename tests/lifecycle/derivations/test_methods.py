@@ -17,8 +17,8 @@ from sklearn.preprocessing import StandardScaler
 from lifecycle.derivations import methods
 from lifecycle.derivations.choices import DerivationMethod
 from lifecycle.derivations.methods import Data, MethodParamsError, derive, params_check
-from lifecycle.derivations.methods.artifacts import Artifact, predict, predict_proba
-from lifecycle.derivations.methods.measure import comparison, measure
+from lifecycle.evaluation.artifacts import Artifact, predict, predict_proba
+from lifecycle.evaluation.measure import comparison, measure
 from lifecycle.training.services import UPDATE_METHODS
 from tests.conftest import require_service
 

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 from django.utils import timezone
@@ -75,4 +75,40 @@ def test_an_update_that_cannot_start_answers_none_and_starts_nothing(fraud_model
     )
 
     assert [job for _, job in answers] == [None]
+    assert not Job.objects.exists()
+
+
+def test_a_schedule_asks_for_an_incremental_update_on_the_last_weeks_labelled_predictions(production, approver):
+    model = production.model
+    retrain_schedule_set(
+        actor=approver.user,
+        model=model,
+        cron="* * * * *",
+        method="incremental",
+        method_params={"data": {"source": "predictions", "days": 7}},
+    )
+    RetrainSchedule.objects.filter(model=model).update(last_run_at=timezone.now() - timedelta(minutes=5))
+    before = timezone.now()
+
+    (job,) = Job.objects.filter(pk__in=retrains_due())
+
+    window = job.spec["params"]["new_data"]
+    assert (window["source"], window["model"], window["min_rows"]) == ("predictions", model.name, 20)
+    start, end = (datetime.fromisoformat(window[k]) for k in ("start", "end"))
+    assert end >= before and end - start == timedelta(days=7)
+    assert Derivation.objects.get(job=job).params["data"] == {"source": "predictions", "days": 7, "min_rows": 20}
+
+
+def test_a_schedule_with_a_bad_data_source_starts_nothing(production, approver):
+    model = production.model
+    retrain_schedule_set(
+        actor=approver.user,
+        model=model,
+        cron="* * * * *",
+        method="incremental",
+        method_params={"data": {"source": "predictions", "days": 9999}},
+    )
+    RetrainSchedule.objects.filter(model=model).update(last_run_at=timezone.now() - timedelta(minutes=5))
+
+    assert retrains_due() == []
     assert not Job.objects.exists()

@@ -110,19 +110,23 @@ def test_success_criteria_become_metric_threshold_gates_the_policy_accepts():
     parse_policy({"rules": rules})
 
 
-def test_the_artifact_budget_is_seeded_as_a_gate_where_the_policy_language_knows_it():
+def test_the_budgets_and_the_input_schema_are_seeded_as_gates_where_the_policy_language_knows_them():
     card = card_parse(COMPLETE)
     without = seeded_rules(card, ("metric_threshold",))
     assert [rule["type"] for rule in without] == ["metric_threshold"]
     with_budgets = seeded_rules(card, RULE_TYPES)
-    assert with_budgets[1:] == [{"type": "max_artifact_mb", "value": 20.0}]
+    assert with_budgets[1] == {"type": "input_schema", "columns": ["amount", "country"]}
+    assert with_budgets[2:] == [
+        {"type": "max_artifact_mb", "value": 20.0},
+        {"type": "max_latency_ms", "percentile": 95, "value": 5.0},
+    ]
     parse_policy({"rules": with_budgets})
 
 
-def test_the_latency_budget_stays_on_the_card_since_trained_versions_are_not_measured():
+def test_the_memory_budget_stays_on_the_card_since_no_gate_reads_memory():
     card = card_parse(COMPLETE)
-    assert card["resource_budget"]["latency_p95_ms"] == 5.0
-    assert "max_latency_ms" not in {rule["type"] for rule in seeded_rules(card, RULE_TYPES)}
+    assert card["resource_budget"]["memory_mb"] == 512.0
+    assert all("memory" not in rule["type"] for rule in seeded_rules(card, RULE_TYPES))
 
 
 def test_the_card_knows_the_registry_task_types():

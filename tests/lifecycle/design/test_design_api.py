@@ -207,12 +207,14 @@ def test_seeding_keeps_the_gates_a_policy_already_has_and_adds_each_target_once(
     _put(owner, {"card": complete_card, "revision": 0})
     body = owner.client.post(DESIGN + "complete/", {}, format="json").json()
     kinds = [(r["type"], r.get("metric")) for r in body["policy"]["rules"]]
-    # The card's artifact budget is a gate too; its latency budget stays on the card.
+    # The card's input schema, artifact and latency budgets are gates too.
     assert kinds == [
         ("metric_threshold", "f1"),
         ("approvals", None),
         ("metric_threshold", "auc"),
+        ("input_schema", None),
         ("max_artifact_mb", None),
+        ("max_latency_ms", None),
     ]
 
 
@@ -255,3 +257,49 @@ def test_the_card_exports_as_markdown_for_the_model_and_for_a_version_beside_its
 
     missing = viewer.client.get("/api/v1/models/fraud-v2/versions/99/card.md", HTTP_ACCEPT="text/markdown")
     assert missing.status_code == 404
+
+
+def test_a_model_created_with_an_inline_card_has_it_as_its_first_revision(owner, fraud_datasets, complete_card):
+    response = owner.client.post(
+        "/api/v1/models/",
+        {"name": "fraud-v2", "team": "fraud", "stage": "design", "design": complete_card},
+        format="json",
+    )
+
+    assert response.status_code == 201, response.json()
+    design = owner.client.get(DESIGN).json()
+    assert design["revision"] == 1 and design["complete"] is True and design["stage"] == "design"
+    assert design["card"]["intended_use"] == complete_card["intended_use"]
+    record = AuditRecord.objects.get(action="design.card_update", model_name="fraud-v2")
+    assert record.actor_name == "owner" and record.reason == "model created"
+    # Complete already: design can be left at once.
+    assert owner.client.post(DESIGN + "complete/", {}, format="json").status_code == 200
+
+
+def test_a_bad_inline_card_creates_no_model_and_names_the_field(owner, fraud_datasets, complete_card):
+    complete_card["resource_budget"]["latency_p95_ms"] = "fast"
+    complete_card["datasets"] = [{"name": "nowhere", "role": "training"}]
+
+    response = owner.client.post(
+        "/api/v1/models/",
+        {"name": "fraud-v2", "team": "fraud", "stage": "design", "design": complete_card},
+        format="json",
+    )
+
+    assert response.status_code == 400
+    details = response.json()["error"]["details"]
+    assert "design.resource_budget.latency_p95_ms" in details
+    assert not RegisteredModel.objects.filter(name="fraud-v2").exists()
+    assert not AuditRecord.objects.filter(model_name="fraud-v2").exists()
+
+
+def test_an_inline_card_naming_an_unknown_dataset_creates_no_model(owner, fraud_datasets, complete_card):
+    complete_card["datasets"] = [{"name": "nowhere", "role": "training"}]
+
+    response = owner.client.post(
+        "/api/v1/models/", {"name": "fraud-v2", "team": "fraud", "design": complete_card}, format="json"
+    )
+
+    assert response.status_code == 400
+    assert "design.datasets[0].name" in response.json()["error"]["details"]
+    assert not RegisteredModel.objects.filter(name="fraud-v2").exists()

@@ -1,4 +1,5 @@
-"""A model as the derivation methods hold it, and how each kind predicts. Pure (no Django).
+"""A model as the evaluation job and the derivation methods hold it, and how each kind
+predicts. Pure (no Django).
 
 Three flavours: a fitted scikit-learn estimator (or pipeline), a PyTorch module, and an
 ONNX model run by onnxruntime. A PyTorch classifier outputs one logit per class, in the

@@ -1,5 +1,7 @@
-"""What a derivation changes besides the scores: stored size, p50/p95 latency of one row and
-of a batch, and peak memory of loading the model and scoring a batch. Pure (no Django).
+"""What a version costs to serve, besides its scores: stored size, p50/p95 latency of one
+row and of a batch, and peak memory of loading the model and scoring a batch. Pure (no
+Django). The evaluation job measures every evaluated version with it, the derivation job
+a parent and its child, so the ``max_latency_ms`` gate reads figures measured one way.
 
 Latency is wall time of the model's own predict call (onnxruntime and PyTorch on one
 thread), after warm-up. Peak memory is measured in a fresh process so one model's
@@ -16,8 +18,17 @@ from typing import Any
 
 import numpy as np
 
-from lifecycle.derivations.methods.artifacts import Artifact, as_matrix, deserialized, predict_fn, serialized
+from lifecycle.evaluation.artifacts import Artifact, as_matrix, deserialized, predict_fn, serialized
 
+# The figures recorded as a version's metrics, so gates (``max_latency_ms``) and people
+# read them like any other metric.
+RECORDED: tuple[str, ...] = (
+    "latency_p50_ms",
+    "latency_p95_ms",
+    "batch_latency_p50_ms",
+    "batch_latency_p95_ms",
+    "peak_memory_mb",
+)
 SINGLE_CALLS = 300
 BATCH_ROWS = 1000
 BATCH_CALLS = 20
