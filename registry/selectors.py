@@ -250,6 +250,9 @@ _REF_KEYS = {
     "key_tags": _revision_sum(VersionTag),
     "key_metrics": _revision_sum(VersionMetric),
     "key_aliases": _revision_sum(Alias),
+    # The stored document and the key it was rendered for (``registry/version_documents.py``).
+    "doc_key": F("document__key"),
+    "doc_body": F("document__body"),
 }
 
 
