@@ -8,7 +8,10 @@ a writer that forgot to store it leaves a key the read no longer accepts, and fa
 
 from __future__ import annotations
 
+import io
+
 import pytest
+from django.core.management import call_command
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 
@@ -150,3 +153,12 @@ def test_refreshing_unknown_or_no_versions_is_harmless(version):
     version_documents_refresh(versions=[None])
     version_documents_refresh(versions=[version.pk, version])
     document_assert_current(version)
+
+
+def test_the_rebuild_command_stores_every_versions_document(fraud_model):
+    versions = [version_create(model=fraud_model, tags={"n": str(n)}) for n in range(3)]
+    out = io.StringIO()
+    call_command("version_documents_rebuild", "fraud-detector", stdout=out)
+    assert "3 version documents stored" in out.getvalue()
+    for version in versions:
+        document_assert_current(version)
