@@ -151,10 +151,20 @@ def child(args: argparse.Namespace) -> None:
         "alias": [(f"{base}/aliases/{args.alias}/", "")],
     }
 
-    def call(path: str, query: str) -> bytes:
+    def once(path: str, query: str) -> tuple[str, bytes]:
         status: list[str] = []
         body = b"".join(handler(_environ(path, query, args.token), lambda s, h, *a: status.append(s)))
-        if not status or not status[0].startswith("200"):
+        return (status[0] if status else "no status"), body
+
+    def call(path: str, query: str) -> bytes:
+        status, body = once(path, query)
+        for _ in range(20):
+            # A shared PostgreSQL server can be out of connections for a moment (503).
+            if not status.startswith("503"):
+                break
+            time.sleep(0.5)
+            status, body = once(path, query)
+        if not status.startswith("200"):
             raise RuntimeError(f"GET {path}?{query}: {status} {body[:300]!r}")
         return body
 
