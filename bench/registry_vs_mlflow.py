@@ -114,6 +114,7 @@ class Plan:
     time_limit: float
     seed_threads: int
     threads: int
+    reads_only: bool = False
     teams: int = 10
 
 
@@ -132,6 +133,7 @@ def plan_from(args: argparse.Namespace) -> Plan:
         time_limit=30.0 if quick else 60.0,
         seed_threads=args.seed_threads,
         threads=args.threads,
+        reads_only=args.reads_only,
     )
 
 
@@ -338,35 +340,38 @@ def run(plan: Plan, stack: Stack) -> bool:
                 results.append(result)
                 print("   ", result_table([result])[-1], flush=True)
 
-    print("\n[1] registration from a source on S3", flush=True)
-    measured(
-        "register from source",
-        plan.register_requests,
-        {
-            "MLflow": lambda s, i: mlflow.create_version(s, REG_MODEL_MLFLOW, source, reg_tags),
-            "ModelGate": lambda s, i: modelgate.register(s, REG_MODEL_MODELGATE, source, reg_tags),
-        },
-    )
+    if plan.reads_only:
+        print("\n[1], [2] registration: skipped (--reads-only)", flush=True)
+    else:
+        print("\n[1] registration from a source on S3", flush=True)
+        measured(
+            "register from source",
+            plan.register_requests,
+            {
+                "MLflow": lambda s, i: mlflow.create_version(s, REG_MODEL_MLFLOW, source, reg_tags),
+                "ModelGate": lambda s, i: modelgate.register(s, REG_MODEL_MODELGATE, source, reg_tags),
+            },
+        )
 
-    print("\n[2] registration from a run", flush=True)
-    run_ids = log_runs(systems, plan.runs)
-    with Session() as session:
-        modelgate.create_model(session, RUN_MODEL_MODELGATE)
-    run_tags = {"framework": "sklearn", "purpose": "bench"}
-    mlflow_clients = MlflowClients(plan.clients, mlflow.url, systems.s3_url)
-    stack.closers.append(mlflow_clients.close)
-    meter.client_pids.update(mlflow_clients.pids)
-    print(f"  MLflow's client started in {len(mlflow_clients.pids)} processes", flush=True)
-    measured(
-        "register from run",
-        plan.register_requests,
-        {
-            "MLflow": lambda s, i: mlflow_clients.register(run_ids[i % len(run_ids)], RUN_MODEL_MLFLOW, run_tags),
-            "ModelGate": lambda s, i: modelgate.register_run(
-                s, RUN_MODEL_MODELGATE, run_ids[i % len(run_ids)], run_tags
-            ),
-        },
-    )
+        print("\n[2] registration from a run", flush=True)
+        run_ids = log_runs(systems, plan.runs)
+        with Session() as session:
+            modelgate.create_model(session, RUN_MODEL_MODELGATE)
+        run_tags = {"framework": "sklearn", "purpose": "bench"}
+        mlflow_clients = MlflowClients(plan.clients, mlflow.url, systems.s3_url)
+        stack.closers.append(mlflow_clients.close)
+        meter.client_pids.update(mlflow_clients.pids)
+        print(f"  MLflow's client started in {len(mlflow_clients.pids)} processes", flush=True)
+        measured(
+            "register from run",
+            plan.register_requests,
+            {
+                "MLflow": lambda s, i: mlflow_clients.register(run_ids[i % len(run_ids)], RUN_MODEL_MLFLOW, run_tags),
+                "ModelGate": lambda s, i: modelgate.register_run(
+                    s, RUN_MODEL_MODELGATE, run_ids[i % len(run_ids)], run_tags
+                ),
+            },
+        )
 
     print(f"\n[3] seeding {plan.versions:,} versions of {SEARCH_MODEL!r}", flush=True)
     tags_by_version = seed_mlflow(mlflow, source, versions=plan.versions, teams=plan.teams, threads=plan.seed_threads)
@@ -541,6 +546,8 @@ def summary(plan: Plan, systems: Systems, results: list[Result], load_at_start: 
         if r.first_error:
             print(f"first error, {r.system} {r.what} ({r.clients} clients): {r.first_error}")
     print()
+    if plan.reads_only:
+        print("--reads-only: registration was not measured; OVERALL below judges the reads alone")
     print(
         judged.overall(
             "registration from a run judged against mlflow.register_model, from a source against MLflow's bare "
@@ -562,6 +569,11 @@ def main() -> int:
     parser.add_argument("--page-size", type=int, default=100, help="search page size (default 100)")
     parser.add_argument("--seed-threads", type=int, default=8, help="threads creating MLflow versions (default 8)")
     parser.add_argument("--keep-logs", action="store_true", help="keep the services' logs (path printed at the end)")
+    parser.add_argument(
+        "--reads-only",
+        action="store_true",
+        help="skip both registration measurements (OVERALL then judges the reads alone)",
+    )
     args = parser.parse_args()
     plan = plan_from(args)
     if plan.versions < plan.page_size * plan.teams:
