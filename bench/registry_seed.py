@@ -170,8 +170,9 @@ def seed_modelgate(systems: Systems, tags_by_version: dict[int, str]) -> dict[st
     Each row is what ``POST /models/{name}/versions/`` writes for this source: the
     artifact's manifest, digest, size and signature computed by the same code
     (``registry.services.artifact_facts``), the same tags, created_by; plus two metric
-    values with source ``run``, as a version registered from a run carries them. No audit
-    records: the read path does not read them.
+    values with source ``run``, as a version registered from a run carries them, and the
+    version's stored document (``version_documents_refresh``, as every write stores it).
+    No audit records: the read path does not read them.
     """
     os.environ.update(systems.modelgate_env)
     import django
@@ -183,7 +184,7 @@ def seed_modelgate(systems: Systems, tags_by_version: dict[int, str]) -> dict[st
 
     from registry.choices import MetricSource
     from registry.models import ModelVersion, RegisteredModel, VersionMetric, VersionTag
-    from registry.services import artifact_facts
+    from registry.services import artifact_facts, version_documents_refresh
 
     started = time.perf_counter()
     facts = artifact_facts(systems.source)
@@ -229,10 +230,16 @@ def seed_modelgate(systems: Systems, tags_by_version: dict[int, str]) -> dict[st
                     for row in rows
                     for name in ("f1", "roc_auc")
                 )
+                # As registration does, in the same transaction: each version's document.
+                version_documents_refresh(versions=rows)
     finally:
         connections.close_all()
     elapsed = time.perf_counter() - started
-    print(f"  ModelGate: {len(numbers):,} version rows (+ tags, metrics) bulk-inserted in {elapsed:.1f}s", flush=True)
+    print(
+        f"  ModelGate: {len(numbers):,} version rows (+ tags, metrics, stored documents) bulk-inserted "
+        f"in {elapsed:.1f}s",
+        flush=True,
+    )
     return {"digest": facts.digest, "files": len(facts.manifest), "size": facts.size}
 
 

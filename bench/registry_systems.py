@@ -96,11 +96,20 @@ class ModelGate:
         return expect(session.get(url, headers=self.headers, timeout=30), 200).json()
 
     def versions(
-        self, session: Session, name: str, page_size: int, tag: str | None = None, *, cursor: str | None = None
+        self,
+        session: Session,
+        name: str,
+        page_size: int,
+        tag: str | None = None,
+        *,
+        cursor: str | None = None,
+        metric: str | None = None,
     ) -> Response:
         params: dict[str, Any] = {"page_size": page_size}
         if tag:
             params["tag"] = tag
+        if metric:
+            params["metric"] = metric
         if cursor:
             params["cursor"] = cursor
         url = self.api(f"models/{name}/versions/")
@@ -255,9 +264,9 @@ def start_systems(stack: Stack, *, workers: int, threads: int, model_files: dict
 
     stack.wait_ready("mlflow", mlflow_proc, lambda: status_of(f"{mlflow_url}/health", timeout=2) < 400, 180)
     print(f"  mlflow server {mlflow_url} ({workers} workers, database {mlflow_db})", flush=True)
-    stack.wait_ready("gunicorn", gunicorn, lambda: status_of(f"{modelgate_url}/api/v1/health", timeout=5) < 400, 60)
+    stack.wait_ready("gunicorn", gunicorn, lambda: status_of(f"{modelgate_url}/api/v1/health", timeout=5) < 400, 240)
     stack.wait_ready(
-        "gunicorn-nothing-kept", uncached, lambda: status_of(f"{uncached_url}/api/v1/health", timeout=5) < 400, 60
+        "gunicorn-nothing-kept", uncached, lambda: status_of(f"{uncached_url}/api/v1/health", timeout=5) < 400, 240
     )
     print(
         f"  ModelGate {modelgate_url} (gunicorn, {workers} gthread workers x {threads} threads, "

@@ -231,6 +231,18 @@ class Alias(models.Model):
         return f"{self.model.name}@{self.name}"
 
 
+class VersionDocument(models.Model):
+    """A version's JSON as the API shows it, stored by the services that change the
+    version (``registry/version_documents.py``), with the key of the state it shows.
+
+    Not a revisioned table: writing a document does not change the key it is checked by.
+    """
+
+    version = models.OneToOneField(ModelVersion, primary_key=True, on_delete=models.CASCADE, related_name="document")
+    key = models.TextField()
+    body = models.TextField()
+
+
 class ApiToken(models.Model):
     """A bearer token for CI, scripts and workers. Only its SHA-256 is stored."""
 

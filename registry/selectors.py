@@ -15,7 +15,8 @@ from typing import Any, NamedTuple
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import DEFAULT_DB_ALIAS
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models import BigIntegerField, Count, Exists, F, Field, OuterRef, Q, QuerySet, TextField
+from django.db.models.expressions import RawSQL
 
 from registry.choices import STAGE_ALIASES, Stage
 from registry.errors import InvalidInput, NotFound
@@ -28,6 +29,7 @@ from registry.models import (
     ModelVersion,
     RegisteredModel,
     Team,
+    VersionDocument,
     VersionMetric,
     VersionTag,
 )
@@ -232,24 +234,47 @@ def version_list(
     return _versions_with_details(version_filter(model=model, stage=stage, tags=tags, metrics=metrics), for_output=True)
 
 
-def _revision_sum(rows: type[VersionTag] | type[VersionMetric] | type[Alias]) -> Subquery:
-    return Subquery(
-        rows.objects.filter(version=OuterRef("pk"))
-        .order_by()
-        .values("version")
-        .annotate(total=Sum("revision"))
-        .values("total")
+def _scalar(sql: str, output_field: Field) -> RawSQL:
+    """A correlated scalar subquery on the version row (``registry_modelversion``, the
+    base table of every query ``version_refs`` annotates). Raw: Django resolves and
+    compiles a ``Subquery`` or a join anew for every page read, several times the cost
+    of running them."""
+    return RawSQL(f"({sql})", (), output_field=output_field)
+
+
+def _revision_sum(table: str) -> RawSQL:
+    return _scalar(
+        f'SELECT SUM(r."revision") FROM "{table}" r WHERE r."version_id" = "registry_modelversion"."id"',
+        BigIntegerField(),
+    )
+
+
+def _document_column(column: str) -> RawSQL:
+    return _scalar(
+        f'SELECT d."{column}" FROM "{VersionDocument._meta.db_table}" d '
+        'WHERE d."version_id" = "registry_modelversion"."id"',
+        TextField(),
     )
 
 
 # Built once: expressions are copied whenever a queryset uses them.
 _REF_KEYS = {
     "key_version": F("revision"),
-    "key_dataset": F("dataset__revision"),
-    "key_creator": F("created_by__username"),
-    "key_tags": _revision_sum(VersionTag),
-    "key_metrics": _revision_sum(VersionMetric),
-    "key_aliases": _revision_sum(Alias),
+    "key_dataset": _scalar(
+        'SELECT ds."revision" FROM "registry_dataset" ds WHERE ds."id" = "registry_modelversion"."dataset_id"',
+        BigIntegerField(),
+    ),
+    "key_creator": _scalar(
+        f'SELECT u."username" FROM "{get_user_model()._meta.db_table}" u '
+        'WHERE u."id" = "registry_modelversion"."created_by_id"',
+        TextField(),
+    ),
+    "key_tags": _revision_sum(VersionTag._meta.db_table),
+    "key_metrics": _revision_sum(VersionMetric._meta.db_table),
+    "key_aliases": _revision_sum(Alias._meta.db_table),
+    # The stored document and the key it was rendered for (``registry/version_documents.py``).
+    "doc_key": _document_column("key"),
+    "doc_body": _document_column("body"),
 }
 
 

@@ -1,12 +1,15 @@
-"""Versions rendered once: the JSON of ``VersionOut`` kept per process, keyed by the
-revisions of every row shown of a version (``selectors.version_refs``).
+"""Versions served as rendered JSON: the document stored with each version
+(``registry/version_documents.py``), served when its key is the current one, and
+besides it the renderings this process has built, kept by the same key.
 
-A list page, a version or an alias lookup reads only those keys (one indexed query)
-and serves the rendered bytes of the versions it has seen in that state before; the rest
-are built by ``VersionOut`` as always and kept. A change to a version, its tags,
-metrics, aliases or dataset gives those rows new revisions in the database itself
-(``registry/revisions.py``), so a kept rendering is never served for a state it does
-not show, whichever process or code path made the change.
+A list page, a version or an alias lookup reads, in one indexed query, each version's
+stored document and the revisions of every row shown of it (``selectors.version_refs``),
+and concatenates the documents whose key matches. A version changed around the services
+(its stored document then behind) is served from what this process kept for that state,
+or built by ``VersionOut``'s code and kept. A change to a version, its tags, metrics,
+aliases or dataset gives those rows new revisions in the database itself
+(``registry/revisions.py``), so neither a stored document nor a kept rendering is
+served for a state it does not show, whichever process or code path made the change.
 """
 
 from __future__ import annotations
@@ -18,13 +21,8 @@ from typing import Any
 
 from django.conf import settings
 from django.http import HttpResponse
-from django.utils import timezone
-from rest_framework.renderers import JSONRenderer
 
-from registry import selectors
-from registry.api.serializers import VersionOut
-
-_KEY_FIELDS = ("pk", "key_version", "key_dataset", "key_creator", "key_tags", "key_metrics", "key_aliases")
+from registry import version_documents
 
 
 class RenderedVersions:
@@ -32,13 +30,13 @@ class RenderedVersions:
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self._items: OrderedDict[Hashable, bytes] = OrderedDict()
+        self._items: OrderedDict[Hashable, str] = OrderedDict()
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._items)
 
-    def get_many(self, keys: Sequence[Hashable]) -> list[bytes | None]:
+    def get_many(self, keys: Sequence[Hashable]) -> list[str | None]:
         with self._lock:
             found = [self._items.get(key) for key in keys]
             for key, value in zip(keys, found, strict=True):
@@ -46,7 +44,7 @@ class RenderedVersions:
                     self._items.move_to_end(key)
         return found
 
-    def put(self, key: Hashable, value: bytes) -> None:
+    def put(self, key: Hashable, value: str) -> None:
         if self.capacity <= 0:
             return
         with self._lock:
@@ -61,29 +59,29 @@ class RenderedVersions:
 
 
 rendered_versions = RenderedVersions(settings.MODELGATE_RENDERED_VERSIONS)
-_renderer = JSONRenderer()
+render_json = version_documents.render_json
 
 
-def render_json(data: Any) -> bytes:
-    """What the API's JSON renderer makes of ``data``, the same bytes."""
-    return b"null" if data is None else _renderer.render(data)
-
-
-def versions_render(refs: Sequence[dict[str, Any]]) -> list[bytes]:
-    """The JSON of each version in ``refs`` (rows of ``selectors.version_refs``), in order."""
-    # What else a rendering depends on: where MLflow's UI is, the time zone of dates.
-    context = (settings.MLFLOW_UI_URL, timezone.get_current_timezone_name())
-    keys = [(*(ref[field] for field in _KEY_FIELDS), *context) for ref in refs]
-    found = rendered_versions.get_many(keys)
-    missing = {ref["pk"]: key for ref, key, value in zip(refs, keys, found, strict=True) if value is None}
+def versions_render(refs: Sequence[dict[str, Any]]) -> list[str]:
+    """The JSON of each version in ``refs`` (rows of ``selectors.version_refs``), in order:
+    its stored document where that is current, else what this process kept, else built."""
+    found: list[str | None] = version_documents.documents_of(refs)
+    if all(value is not None for value in found):
+        return found  # type: ignore[return-value]
+    context = version_documents.rendering_context()
+    keys = {
+        ref["pk"]: (ref["pk"], version_documents.document_key(ref, context))
+        for ref, value in zip(refs, found, strict=True)
+        if value is None
+    }
+    kept = dict(zip(keys, rendered_versions.get_many(list(keys.values())), strict=True))
+    missing = [pk for pk, value in kept.items() if value is None]
     if missing:
-        built = {}
-        versions = selectors.versions_for_output(missing)
-        for version, data in zip(versions, VersionOut(versions, many=True).data, strict=True):
-            built[version.pk] = rendered = render_json(data)
-            # Read after the key: at least as new as what the key says, never older.
-            rendered_versions.put(missing[version.pk], rendered)
-        found = [value if value is not None else built.get(ref["pk"]) for ref, value in zip(refs, found, strict=True)]
+        for pk, rendered in version_documents.versions_build(missing).items():
+            kept[pk] = rendered
+            # Built after the key was read: at least as new as what the key says, never older.
+            rendered_versions.put(keys[pk], rendered)
+    found = [value if value is not None else kept.get(ref["pk"]) for ref, value in zip(refs, found, strict=True)]
     return [value for value in found if value is not None]
 
 
@@ -95,23 +93,22 @@ class RenderedJSONResponse(HttpResponse):
 
 
 def version_response(ref: dict[str, Any], status: int = 200) -> HttpResponse:
-    return RenderedJSONResponse(versions_render([ref])[0], status=status)
+    return RenderedJSONResponse(versions_render([ref])[0].encode(), status=status)
 
 
 def version_page_response(
     refs: Sequence[dict[str, Any]], *, next_link: str | None, previous_link: str | None
 ) -> HttpResponse:
     """``{"results": [...], "next": ..., "previous": ...}`` as the paginator writes it."""
-    results = b",".join(versions_render(refs))
-    body = b"".join(
+    body = "".join(
         (
-            b'{"results":[',
-            results,
-            b'],"next":',
-            render_json(next_link),
-            b',"previous":',
-            render_json(previous_link),
-            b"}",
+            '{"results":[',
+            ",".join(versions_render(refs)),
+            '],"next":',
+            render_json(next_link).decode(),
+            ',"previous":',
+            render_json(previous_link).decode(),
+            "}",
         )
     )
-    return RenderedJSONResponse(body)
+    return RenderedJSONResponse(body.encode())

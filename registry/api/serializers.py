@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import Any
 
-from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Manager
-from django.utils import timezone
 from drf_spectacular.utils import extend_schema_field
-from rest_framework import ISO_8601, serializers
-from rest_framework.settings import api_settings
+from rest_framework import serializers
 
-from registry import selectors
+from registry import selectors, version_documents
 from registry.choices import DatasetFormat, ModelStage, TaskType
 from registry.models import Dataset, ModelVersion, RegisteredModel
 
@@ -142,34 +138,6 @@ class VersionDatasetOut(serializers.Serializer):
     digest = serializers.CharField()
 
 
-# A shared, stateless field for the hand-built representation of versions.
-_DATETIME = serializers.DateTimeField()
-_UNSET = object()
-
-
-def _text(value: Any) -> str | None:
-    return None if value is None else str(value)
-
-
-def _datetime_converter() -> Callable[[Any], str | None]:
-    """What ``serializers.DateTimeField().to_representation`` does, faster for the usual
-    case (aware datetimes shown in UTC, ISO 8601), and the field itself otherwise."""
-    if not (
-        settings.USE_TZ
-        and api_settings.DATETIME_FORMAT.lower() == ISO_8601
-        and timezone.get_current_timezone_name() == "UTC"
-    ):
-        return _DATETIME.to_representation
-
-    def to_utc_iso(value: Any) -> str | None:
-        if not isinstance(value, datetime) or value.tzinfo is None:
-            return _DATETIME.to_representation(value)
-        text = value.astimezone(UTC).isoformat()
-        return text[:-6] + "Z" if text.endswith("+00:00") else text
-
-    return to_utc_iso
-
-
 class VersionListOut(serializers.ListSerializer):
     """A page of versions: their tags, metrics and aliases are loaded for the whole page
     in three queries before any version is serialized."""
@@ -217,7 +185,7 @@ class VersionOut(serializers.Serializer):
         # change within one, and looking them up is a context-local read per call.
         converter = self.__dict__.get("_to_datetime")
         if converter is None:
-            converter = self._to_datetime = _datetime_converter()
+            converter = self._to_datetime = version_documents.datetime_converter()
         return converter
 
     def to_representation(self, instance: ModelVersion) -> dict[str, Any]:
@@ -228,46 +196,7 @@ class VersionOut(serializers.Serializer):
         if not fast:
             # A subclass or an instance with other fields: the generic path.
             return super().to_representation(instance)
-        version = instance
-        to_datetime = self._datetime_converter()
-        return {
-            "name": _text(version.model.name),
-            "version": int(version.version),
-            "stage": _text(version.stage),
-            "status": _text(version.status),
-            "description": _text(version.description),
-            "run_id": _text(version.run_id),
-            "source": _text(version.source),
-            "artifact_uri": _text(version.artifact_uri),
-            "digest": _text(version.digest),
-            "size_bytes": None if version.size_bytes is None else int(version.size_bytes),
-            "signature": version.signature,
-            "metrics": self.get_metrics(version),
-            "metric_records": self.get_metric_records(version),
-            "tags": self.get_tags(version),
-            "aliases": self.get_aliases(version),
-            "parent_version": self._parent_version(version),
-            "dataset": self.get_dataset(version),
-            "created_by": self._created_by(version),
-            "created_at": to_datetime(version.created_at),
-            "updated_at": to_datetime(version.updated_at),
-            "stage_changed_at": to_datetime(version.stage_changed_at),
-            "mlflow_url": self.get_mlflow_url(version),
-        }
-
-    @staticmethod
-    def _parent_version(version: ModelVersion) -> int | None:
-        number = getattr(version, "out_parent_version", _UNSET)  # selectors' annotation
-        if number is _UNSET:
-            number = version.parent.version if version.parent_id else None
-        return None if number is None else int(number)
-
-    @staticmethod
-    def _created_by(version: ModelVersion) -> str | None:
-        username = getattr(version, "out_created_by", _UNSET)
-        if username is _UNSET:
-            username = version.created_by.username if version.created_by_id else None
-        return _text(username)
+        return version_documents.version_data(instance, self._datetime_converter())
 
     def get_metrics(self, version: ModelVersion) -> dict[str, float]:
         return selectors.version_metrics(version)
@@ -275,42 +204,20 @@ class VersionOut(serializers.Serializer):
     @extend_schema_field(MetricRecordOut(many=True))
     def get_metric_records(self, version: ModelVersion) -> list[dict[str, Any]]:
         # What MetricRecordOut(records, many=True) gives, without a serializer per version.
-        to_datetime = self._datetime_converter()
-        return [
-            {
-                "name": _text(record["name"]),
-                "value": float(record["value"]),
-                "source": _text(record["source"]),
-                "dataset_digest": _text(record["dataset_digest"]),
-                "recorded_at": to_datetime(record["recorded_at"]),
-            }
-            for record in selectors.version_metric_records(version)
-        ]
+        return version_documents.metric_records(version, self._datetime_converter())
 
     def get_tags(self, version: ModelVersion) -> dict[str, str]:
-        tag_map = getattr(version, "tag_map", None)
-        if tag_map is not None:
-            return dict(tag_map)
-        return {row.key: row.value for row in version.tag_rows.all()}
+        return version_documents.tags_of(version)
 
     def get_aliases(self, version: ModelVersion) -> list[str]:
-        names = getattr(version, "alias_names", None)
-        if names is not None:
-            return list(names)
-        return sorted(alias.name for alias in version.aliases.all())
+        return version_documents.aliases_of(version)
 
     @extend_schema_field(VersionDatasetOut(allow_null=True))
     def get_dataset(self, version: ModelVersion) -> dict[str, str] | None:
-        if not version.dataset_id:
-            return None
-        name = getattr(version, "out_dataset_name", _UNSET)  # selectors' annotations
-        if name is not _UNSET:
-            return {"name": name, "digest": version.out_dataset_digest}
-        return {"name": version.dataset.name, "digest": version.dataset.digest}
+        return version_documents.dataset_of(version)
 
     def get_mlflow_url(self, version: ModelVersion) -> str | None:
-        base = settings.MLFLOW_UI_URL
-        return f"{base.rstrip('/')}/#/models/{version.model.name}/versions/{version.version}" if base else None
+        return version_documents.mlflow_url(version)
 
 
 # The keys ``VersionOut.to_representation`` builds, in order; checked at import so that

@@ -29,6 +29,7 @@ from registry.services.versions import (
     model_version_register,
     version_snapshot,
 )
+from registry.version_documents import version_documents_refresh
 
 __all__ = [
     "ArtifactFacts",
@@ -54,5 +55,6 @@ __all__ = [
     "tags_validate",
     "team_ensure",
     "user_with_token",
+    "version_documents_refresh",
     "version_snapshot",
 ]

@@ -17,6 +17,7 @@ from registry.models import Alias, ModelVersion, RegisteredModel
 from registry.permissions import require_role
 from registry.services.changes import change_announce
 from registry.services.validation import ALIAS_RE
+from registry.version_documents import version_documents_refresh
 
 
 def alias_set(
@@ -44,11 +45,13 @@ def alias_set(
     with transaction.atomic():
         alias = Alias.objects.select_for_update().filter(model=model, name=name).first()
         before = {"version": alias.version.version} if alias else None
+        previous = alias.version_id if alias else None
         if alias is None:
             alias = Alias.objects.create(model=model, name=name, version=version)
         else:
             alias.version = version
             alias.save()
+        version_documents_refresh(versions=[previous, version])
         change_announce(
             "alias.set", actor=actor, target=alias, before=before, after={"alias": name, "version": version.version}
         )
@@ -70,6 +73,7 @@ def alias_delete(*, actor: AbstractBaseUser, model: RegisteredModel, name: str) 
             "alias.delete", actor=actor, target=alias, before={"version": alias.version.version}, after=None
         )
         alias.delete()
+        version_documents_refresh(versions=[alias.version_id])
         mlflow_gateway.alias_delete(model.name, name)
 
 
@@ -79,10 +83,12 @@ def alias_point(*, model: RegisteredModel, name: str, version: ModelVersion | No
     Used by stage changes, which mirror the move to MLflow through the outbox
     (``alias_mirror``) after commit instead of calling MLflow while holding locks.
     """
+    previous = Alias.objects.filter(model=model, name=name).values_list("version_id", flat=True).first()
     if version is None:
         Alias.objects.filter(model=model, name=name).delete()
     else:
         Alias.objects.update_or_create(model=model, name=name, defaults={"version": version})
+    version_documents_refresh(versions=[previous, version])
 
 
 def alias_mirror(*, model_name: str, alias: str) -> None:

@@ -16,6 +16,7 @@ from registry.models import Dataset, Team
 from registry.permissions import require_role
 from registry.services.changes import change_announce
 from registry.services.validation import name_validate
+from registry.version_documents import version_documents_refresh
 
 
 def dataset_create(
@@ -76,5 +77,7 @@ def dataset_digest_refresh(*, dataset: Dataset, digest: str) -> Dataset:
         before = {"digest": locked.digest}
         locked.digest = digest
         locked.save(update_fields=["digest"])
+        # Every version trained or evaluated on it shows the dataset's digest.
+        version_documents_refresh(versions=locked.versions.values_list("pk", flat=True))
         change_announce("dataset.digest_change", actor=None, target=locked, before=before, after={"digest": digest})
     return locked

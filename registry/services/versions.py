@@ -29,6 +29,7 @@ from registry.permissions import require_role
 from registry.services.changes import change_announce, tags_replace
 from registry.services.datasets import dataset_in_team
 from registry.services.validation import RUN_ID_RE, tags_validate
+from registry.version_documents import version_documents_refresh
 
 _YAML_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
@@ -87,9 +88,17 @@ def metrics_record(
     at: datetime | None = None,
 ) -> None:
     """Record metric values as the version's current ones, keeping the earlier values."""
-    at = at or timezone.now()
     if not metrics:
         return
+    with transaction.atomic():
+        _metric_rows_insert(version=version, metrics=metrics, source=source, dataset_digest=dataset_digest, at=at)
+        version_documents_refresh(versions=[version])
+
+
+def _metric_rows_insert(
+    *, version: ModelVersion, metrics: dict[str, float], source: str, dataset_digest: str, at: datetime | None
+) -> None:
+    at = at or timezone.now()
     VersionMetric.objects.filter(version=version, name__in=list(metrics), is_current=True).update(is_current=False)
     rows = []
     for name, value in metrics.items():
@@ -178,16 +187,18 @@ def version_row_write(
         if created:
             # A new row has no tags or metrics yet: inserted in one statement each.
             VersionTag.objects.bulk_create(VersionTag(version=version, key=k, value=v) for k, v in tags.items())
-            metrics_record(
+            _metric_rows_insert(
                 version=version,
                 metrics=facts.metrics or {},
                 source=MetricSource.RUN,
                 dataset_digest=dataset.digest if dataset else "",
+                at=None,
             )
         elif tags:
             tags_replace(VersionTag, "version", version, {**dict(version.tag_rows.values_list("key", "value")), **tags})
         if created:
             change_announce(action, actor=actor, target=version, before=None, after=version_snapshot(version))
+        version_documents_refresh(versions=[version])
     return version
 
 

@@ -7,6 +7,7 @@ up versions with stages, metrics, tags and aliases in a few milliseconds.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,9 +16,19 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from registry import storage
+from registry import selectors, storage, version_documents
 from registry.choices import MetricSource, Stage
-from registry.models import Alias, Dataset, ModelTag, ModelVersion, RegisteredModel, Team, VersionMetric, VersionTag
+from registry.models import (
+    Alias,
+    Dataset,
+    ModelTag,
+    ModelVersion,
+    RegisteredModel,
+    Team,
+    VersionDocument,
+    VersionMetric,
+    VersionTag,
+)
 from registry.services import api_token_issue, membership_set, team_ensure
 from tests.conftest import Actor
 
@@ -123,3 +134,18 @@ def dataset_row_create(*, team: Team, name: str, uri: str = "builtin:iris", targ
     return Dataset.objects.create(
         team=team, name=name, uri=uri, format="builtin", target=target, digest="0" * 64, profile={"rows": 0}
     )
+
+
+def document_assert_current(version: ModelVersion) -> None:
+    """The version's stored document shows it as it is now, under the key a read checks.
+
+    Fails when the last write left the document behind (a writer that did not store it).
+    """
+    stored = VersionDocument.objects.filter(version_id=version.pk).first()
+    assert stored is not None, f"v{version.version} has no stored document"
+    ref = selectors.version_refs(ModelVersion.objects.filter(pk=version.pk)).get()
+    assert stored.key == version_documents.document_key(ref, version_documents.rendering_context()), (
+        f"v{version.version}'s stored document is behind its rows"
+    )
+    built = version_documents.versions_build([version.pk])[version.pk]
+    assert json.loads(stored.body) == json.loads(built)

@@ -31,7 +31,7 @@ from registry.choices import STAGE_ALIASES, Role, Stage, allowed_transition
 from registry.errors import Conflict, Forbidden, InvalidInput
 from registry.models import ModelVersion, RegisteredModel
 from registry.permissions import require_role, role_in
-from registry.services import alias_point
+from registry.services import alias_point, version_documents_refresh
 
 
 def transition_payload(transition: Transition) -> dict[str, object]:
@@ -119,6 +119,7 @@ def stage_apply(
             successor = ModelVersion.objects.filter(model=model, stage=stage).order_by("-stage_changed_at").first()
             alias_point(model=model, name=alias, version=successor)
             mlflow_alias_enqueue(model=model, alias=alias)
+    version_documents_refresh(versions=[locked, current if to == Stage.PRODUCTION else None])
     _stage_audit(version=locked, before=before, actor=actor, reason=reason, via=via)
     if to == Stage.PRODUCTION:
         production_changed.send(sender=ModelVersion, model=model, version=locked, actor=actor, reason=reason)
