@@ -109,7 +109,11 @@ def test_outages_answer_503_write_nothing_and_the_same_key_succeeds_once(
         )
 
     def in_mlflow() -> int:
-        return len(MlflowClient(mlflow_server.url).search_model_versions(f"name='{model.name}'"))
+        return len(
+            MlflowClient(mlflow_server.url, registry_uri=mlflow_server.url).search_model_versions(
+                f"name='{model.name}'"
+            )
+        )
 
     for number in (1, 2):
         assert register(number).status_code == 201
@@ -187,7 +191,9 @@ def test_outages_answer_503_write_nothing_and_the_same_key_succeeds_once(
 
     time.sleep(1)  # the relay's back-off after the failed tries
     outbox_relay()
-    champion = MlflowClient(mlflow_server.url).get_model_version_by_alias(model.name, "champion")
+    champion = MlflowClient(mlflow_server.url, registry_uri=mlflow_server.url).get_model_version_by_alias(
+        model.name, "champion"
+    )
     assert int(champion.version) == _production(model) == 1
     assert not OutboxEvent.objects.filter(kind="mlflow_alias", status="pending").exists()
     report = audit_verify()
