@@ -116,7 +116,8 @@ def test_outages_answer_503_write_nothing_and_the_same_key_succeeds_once(
         )
 
     for number in (1, 2):
-        assert register(number).status_code == 201
+        answer = register(number)
+        assert answer.status_code == 201, answer.json()
     assert move(1, "evaluation").json()["status"] == "applied"
     assert move(1, "production").json()["status"] == "applied"
     assert move(2, "evaluation").json()["status"] == "applied"
