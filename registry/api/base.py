@@ -6,6 +6,7 @@ import hashlib
 import json
 from collections.abc import Callable
 
+from django.db import transaction
 from rest_framework.permissions import IsAuthenticated
 from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
@@ -58,26 +59,29 @@ def idempotent(request: Request, run: Callable[[str | None], Response]) -> Respo
 
     ``run`` receives a stable request key (or ``None`` without the header) that services
     pass on to external systems, so that a retry adopts what a lost try created there.
+
+    The claim of the key, everything the call writes and the response kept for replay
+    commit in one transaction. A failure at any point (the database connection dropped,
+    MLflow or S3 down) rolls all three back: nothing is half-written, no claim is left
+    "in progress", and the retry with the same key runs once more and succeeds once. A
+    concurrent retry waits on the claim, then replays the kept response.
     """
     key = request.headers.get("Idempotency-Key")
     if key is None:
         return run(None)
     body = json.dumps(request.data, sort_keys=True, default=str)
-    record, fresh = idempotency_begin(
-        user=request.user,
-        key=key,
-        method=request.method or "POST",
-        path=request.path,
-        request_hash=hashlib.sha256(body.encode()).hexdigest(),
-    )
-    if not fresh:
-        replay = Response(record.response, status=record.status_code)
-        replay["Idempotent-Replayed"] = "true"
-        return replay
-    try:
+    with transaction.atomic():
+        record, fresh = idempotency_begin(
+            user=request.user,
+            key=key,
+            method=request.method or "POST",
+            path=request.path,
+            request_hash=hashlib.sha256(body.encode()).hexdigest(),
+        )
+        if not fresh:
+            replay = Response(record.response, status=record.status_code)
+            replay["Idempotent-Replayed"] = "true"
+            return replay
         response = run(f"{request.user.pk}:{key}")
-    except BaseException:
-        idempotency_finish(record=record, status_code=500, response=None)
-        raise
-    idempotency_finish(record=record, status_code=response.status_code, response=response.data)
+        idempotency_finish(record=record, status_code=response.status_code, response=response.data)
     return response

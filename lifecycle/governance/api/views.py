@@ -133,11 +133,17 @@ class RollbackView(ApiView):
     @extend_schema(request=RollbackIn, responses=TransitionOut)
     def post(self, request: Request, name: str) -> Response:
         model = registry_selectors.model_get(user=request.user, name=name)
-        data = _parse(RollbackIn, request)
-        rollback = transition_services.model_rollback(
-            model=model, actor=request.user, reason=data["reason"], to_version=data.get("to_version")
-        )
-        return Response(TransitionOut(selectors.transition_get(user=request.user, pk=rollback.pk)).data)
+
+        def roll_back(_: str | None) -> Response:
+            # With an Idempotency-Key a retried rollback (after a 503 or a lost answer)
+            # rolls back once: the retry replays the first answer.
+            data = _parse(RollbackIn, request)
+            rollback = transition_services.model_rollback(
+                model=model, actor=request.user, reason=data["reason"], to_version=data.get("to_version")
+            )
+            return Response(TransitionOut(selectors.transition_get(user=request.user, pk=rollback.pk)).data)
+
+        return idempotent(request, roll_back)
 
 
 class HistoryView(ApiView):
