@@ -87,6 +87,7 @@ def test_outages_answer_503_write_nothing_and_the_same_key_succeeds_once(
 ):
     mlflow_server, s3 = private_dependencies
     settings.MODELGATE_OUTBOX_BACKOFF_SECONDS = 0.5
+    settings.MODELGATE_OUTBOX_BACKOFF_MAX_SECONDS = 4
     # No gates: this test is about outages, not about what a promotion must show.
     RegisteredModel.objects.filter(pk=fraud_model.pk).update(policy={"rules": []})
     model = RegisteredModel.objects.get(pk=fraud_model.pk)
@@ -190,8 +191,12 @@ def test_outages_answer_503_write_nothing_and_the_same_key_succeeds_once(
         assert replay.json() == first.json()
     assert ModelVersion.objects.filter(model=model).count() == 5 and in_mlflow() == 5
 
-    time.sleep(1)  # the relay's back-off after the failed tries
-    outbox_relay()
+    # The relay backs off after each failed try (0.5 s doubling): it delivers once the
+    # back-off of the alias moves that failed while MLflow was down has run out.
+    deadline = time.monotonic() + 60
+    while OutboxEvent.objects.filter(kind="mlflow_alias", status="pending").exists() and time.monotonic() < deadline:
+        outbox_relay()
+        time.sleep(0.5)
     champion = MlflowClient(mlflow_server.url, registry_uri=mlflow_server.url).get_model_version_by_alias(
         model.name, "champion"
     )
