@@ -135,6 +135,11 @@ class DesignRevisionsView(ApiView):
         return self.paginate(request, qs, lambda page: DesignRevisionOut(page, many=True).data)
 
 
+# The path names the format (``card.md``); the renderers exist so that an error is JSON,
+# not so that a caller can choose: the schema offers no ``?format=``.
+NO_FORMAT_PARAMETER = OpenApiParameter("format", exclude=True)
+
+
 class MarkdownRenderer(BaseRenderer):
     """``text/markdown``; an error (a dict) is rendered as the usual JSON error body."""
 
@@ -157,7 +162,7 @@ class DesignMarkdownView(ApiView):
 
     renderer_classes = [JSONRenderer, MarkdownRenderer]
 
-    @extend_schema(responses={(200, "text/markdown"): OpenApiTypes.STR})
+    @extend_schema(responses={(200, "text/markdown"): OpenApiTypes.STR}, parameters=[NO_FORMAT_PARAMETER])
     def get(self, request: Request, name: str) -> HttpResponse:
         model = registry_selectors.model_get(user=request.user, name=name)
         return _markdown(selectors.design_card_markdown(model=model), f"{model.name}-card.md")
@@ -168,7 +173,7 @@ class VersionCardMarkdownView(ApiView):
 
     renderer_classes = [JSONRenderer, MarkdownRenderer]
 
-    @extend_schema(responses={(200, "text/markdown"): OpenApiTypes.STR})
+    @extend_schema(responses={(200, "text/markdown"): OpenApiTypes.STR}, parameters=[NO_FORMAT_PARAMETER])
     def get(self, request: Request, name: str, version: int) -> HttpResponse:
         model = registry_selectors.model_get(user=request.user, name=name)
         found = registry_selectors.version_get(model=model, version=version)

@@ -54,7 +54,7 @@ class AlertQuery(StrictSerializer):
     page_size = serializers.IntegerField(required=False, min_value=1)
 
 
-class CommentIn(StrictSerializer):
+class AlertCommentIn(StrictSerializer):
     comment = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
 
 
@@ -116,9 +116,9 @@ class AlertListView(ApiView):
 class _AlertVerbView(ApiView):
     verb = staticmethod(services.alert_acknowledge)
 
-    @extend_schema(request=CommentIn, responses=AlertOut)
+    @extend_schema(request=AlertCommentIn, responses=AlertOut)
     def post(self, request: Request, pk: int) -> Response:
-        data = CommentIn(data=request.data)
+        data = AlertCommentIn(data=request.data)
         data.is_valid(raise_exception=True)
         alert = selectors.alert_get(user=request.user, pk=pk)
         return Response(AlertOut(self.verb(alert=alert, actor=request.user, **data.validated_data)).data)

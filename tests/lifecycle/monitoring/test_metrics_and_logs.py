@@ -35,10 +35,12 @@ def test_a_scrape_parses_and_counts_requests_per_route_and_model(owner, fraud_mo
         for s in families["modelgate_http_requests"]
         if s.name.endswith("_total") and s.labels["route"] == "/api/v1/models/<str:name>/"
     ]
-    by_model = {(s.labels["model"], s.labels["status"]): s.value for s in counted}
-    assert by_model[("fraud-detector", "200")] >= 3
+    # Keyed by method too: other tests of this process may have sent a PATCH or a HEAD
+    # to the same route and model, a series of its own.
+    by_model = {(s.labels["model"], s.labels["method"], s.labels["status"]): s.value for s in counted}
+    assert by_model[("fraud-detector", "GET", "200")] >= 3
     # A name that found nothing is not a label of its own.
-    assert all(model != "no-such-model" for model, _ in by_model)
+    assert all(model != "no-such-model" for model, _, _ in by_model)
     assert any(s.name.endswith("_count") for s in families["modelgate_http_request_duration_seconds"])
 
 
