@@ -426,10 +426,24 @@ def canary_started_at(sender: Any, *, version: ModelVersion, **_: Any) -> dateti
 # --- replicas, as their program reports them ---------------------------------------------
 
 
+def _replica_locked(replica_id: int) -> Replica | None:
+    """The replica under a row lock, its deployment's row locked first.
+
+    Every change that refreshes a deployment's state takes the deployment's lock before a
+    replica's (as reconciliation does), so two replicas turning ready at once are judged one
+    after the other, each seeing the other's commit, and no two writers wait on each other.
+    """
+    deployment_id = Replica.objects.filter(pk=replica_id).values_list("deployment_id", flat=True).first()
+    if deployment_id is None:
+        return None
+    Deployment.objects.select_for_update().filter(pk=deployment_id).values_list("pk", flat=True).first()
+    return Replica.objects.select_for_update().filter(pk=replica_id).first()
+
+
 def replica_ready(*, replica_id: int, url: str, host: str) -> Replica | None:
     """The replica's scoring server answers: routes may send it traffic."""
     with transaction.atomic():
-        replica = Replica.objects.select_for_update().filter(pk=replica_id).first()
+        replica = _replica_locked(replica_id)
         if replica is None or replica.state not in REPLICA_LIVE_STATES:
             return None
         replica.state, replica.url, replica.host, replica.state_detail = ReplicaState.READY, url, host, ""
@@ -444,7 +458,7 @@ def replica_heartbeat(*, replica_id: int, healthy: bool, detail: str = "", resta
     """Record a health check; publish a new route table when health changed. False when
     the replica should stop (drained, or its deployment stopped)."""
     with transaction.atomic():
-        replica = Replica.objects.select_for_update().filter(pk=replica_id).first()
+        replica = _replica_locked(replica_id)
         if replica is None or replica.state not in REPLICA_LIVE_STATES:
             return False
         state = ReplicaState.READY if healthy else ReplicaState.UNHEALTHY
@@ -461,7 +475,7 @@ def replica_heartbeat(*, replica_id: int, healthy: bool, detail: str = "", resta
 def replica_failed(*, replica_id: int, detail: str) -> None:
     """The replica could not start or gave up (a digest mismatch, a model that does not load)."""
     with transaction.atomic():
-        replica = Replica.objects.select_for_update().filter(pk=replica_id).first()
+        replica = _replica_locked(replica_id)
         if replica is None or replica.state in (ReplicaState.FAILED, ReplicaState.STOPPED):
             return
         replica.state, replica.state_detail, replica.stopped_at = ReplicaState.FAILED, detail[:2000], timezone.now()
@@ -484,7 +498,9 @@ def replica_outcome_apply(job: Job) -> None:
     if replica is None:
         return
     with transaction.atomic():
-        replica = Replica.objects.select_for_update().get(pk=replica.pk)
+        replica = _replica_locked(replica.pk)
+        if replica is None:
+            return
         if replica.state not in (ReplicaState.FAILED, ReplicaState.STOPPED):
             failed = job.state == "failed" and replica.state != ReplicaState.DRAINING
             replica.state = ReplicaState.FAILED if failed else ReplicaState.STOPPED

@@ -251,3 +251,43 @@ def test_simultaneous_approvals_of_pending_promotions_leave_exactly_one_producti
     spans = assert_production_is_consistent(fraud_model)
     assert len(spans) == Transition.objects.filter(model=fraud_model, status="applied").count() == counts["applied"]
     assert_every_loser_knows_why(fraud_model)
+
+
+def test_two_replicas_turning_ready_at_once_leave_the_deployment_ready(owner, fraud_model):
+    """The first replica's report is held open while the second reports: the second waits
+    for it and judges the deployment with both ready, instead of each seeing only itself
+    ready and both writing ``degraded``."""
+    from django.db import transaction
+
+    from lifecycle.deployments import services as deployments
+    from lifecycle.deployments.choices import DeploymentState
+    from lifecycle.deployments.models import Deployment, Replica
+    from lifecycle.jobs import dispatch
+
+    dispatch_kick, dispatch.scheduler_kick = dispatch.scheduler_kick, lambda: None
+    try:
+        version = version_create(model=fraud_model, stage=Stage.STAGING)
+        deployment = deployments.deployment_create(
+            actor=owner.user, model=fraud_model, version=version.version, replicas=2
+        )
+    finally:
+        dispatch.scheduler_kick = dispatch_kick
+    first, second = Replica.objects.filter(deployment=deployment).order_by("pk")
+    first_reported, second_started = threading.Event(), threading.Event()
+
+    def report_first() -> None:
+        with transaction.atomic():
+            deployments.replica_ready(replica_id=first.pk, url="http://127.0.0.1:9001", host="a")
+            first_reported.set()
+            second_started.wait(timeout=30)
+            time.sleep(0.5)  # the second report is now waiting on this transaction, or has run past it
+
+    def report_second() -> None:
+        assert first_reported.wait(timeout=30)
+        second_started.set()
+        deployments.replica_ready(replica_id=second.pk, url="http://127.0.0.1:9002", host="b")
+
+    failures = [r for r in race([report_first, report_second]) if isinstance(r, BaseException)]
+
+    assert not failures, failures
+    assert Deployment.objects.get(pk=deployment.pk).state == DeploymentState.READY
