@@ -218,7 +218,10 @@ class Command(BaseCommand):
             self.stdout.write(
                 f"bob approved: v{first.version.version} is {first.version.stage if first.status != 'applied' else 'in production'}"
             )
-        deployment = deployment_create(actor=alice, model=model)
+        # Half a core for each scoring server of a linear model: the embedded worker has two,
+        # and the champion's and the canary's replicas must leave it one for the ONNX
+        # derivation and the retraining the demo runs while they serve.
+        deployment = deployment_create(actor=alice, model=model, resources={"cpus": 0.5, "memory_mb": 512})
         self.stdout.write(f"deploying the champion: deployment {deployment.pk}, one MLflow scoring server…")
         self._wait_ready(deployment, options["timeout"])
         self._predict(model, count=5)

@@ -42,6 +42,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         self.children: list[tuple[str, subprocess.Popen]] = []
+        self.demo: subprocess.Popen | None = None
         var = Path(settings.VAR_DIR)
         logs = var / "logs"
         logs.mkdir(parents=True, exist_ok=True)
@@ -132,18 +133,17 @@ class Command(BaseCommand):
             if token:
                 env["MODELGATE_DEMO_TOKEN"] = token
             self._banner(url, env["MLFLOW_UI_URL"], token, logs, gateway)
-            demo = None
             if not options["no_seed"]:
                 # The demo loop talks to the worker through the platform; its output goes
-                # to this terminal, and it ends by itself.
-                demo = subprocess.Popen([sys.executable, "manage.py", "demo_loop"], env=env, cwd=settings.BASE_DIR)
+                # to this terminal, and it ends by itself (or is stopped with the rest).
+                self.demo = subprocess.Popen([sys.executable, "manage.py", "demo_loop"], env=env, cwd=settings.BASE_DIR)
             while True:
-                if demo is not None and demo.poll() is not None:
-                    if demo.returncode != 0:
+                if self.demo is not None and self.demo.poll() is not None:
+                    if self.demo.returncode != 0:
                         self.stdout.write(
-                            f"the demo loop failed (status {demo.returncode}); the platform keeps running"
+                            f"the demo loop failed (status {self.demo.returncode}); the platform keeps running"
                         )
-                    demo = None
+                    self.demo = None
                 for name, process in self.children:
                     if process.poll() is not None:
                         raise CommandError(f"{name} exited with status {process.returncode}; see {logs}/{name}.log")
@@ -235,6 +235,15 @@ class Command(BaseCommand):
         # A second Ctrl-C while stopping must not leave orphans behind.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        # Stopped by a signal to this process alone (a supervisor's SIGTERM, not a
+        # terminal's Ctrl-C to the whole group), the demo loop would outlive the platform
+        # and go on writing to its database.
+        if self.demo is not None and self.demo.poll() is None:
+            self.demo.terminate()
+            try:
+                self.demo.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.demo.kill()
         for _, process in reversed(self.children):
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGTERM)
