@@ -242,13 +242,6 @@ def _scalar(sql: str, output_field: Field) -> RawSQL:
     return RawSQL(f"({sql})", (), output_field=output_field)
 
 
-def _revision_sum(table: str) -> RawSQL:
-    return _scalar(
-        f'SELECT SUM(r."revision") FROM "{table}" r WHERE r."version_id" = "registry_modelversion"."id"',
-        BigIntegerField(),
-    )
-
-
 def _document_column(column: str) -> RawSQL:
     return _scalar(
         f'SELECT d."{column}" FROM "{VersionDocument._meta.db_table}" d '
@@ -269,9 +262,6 @@ _REF_KEYS = {
         'WHERE u."id" = "registry_modelversion"."created_by_id"',
         TextField(),
     ),
-    "key_tags": _revision_sum(VersionTag._meta.db_table),
-    "key_metrics": _revision_sum(VersionMetric._meta.db_table),
-    "key_aliases": _revision_sum(Alias._meta.db_table),
     # The stored document and the key it was rendered for (``registry/version_documents.py``).
     "doc_key": _document_column("key"),
     "doc_body": _document_column("body"),
@@ -281,8 +271,8 @@ _REF_KEYS = {
 def version_refs(qs: QuerySet[ModelVersion], *, position: Iterable[str] = ("version",)) -> QuerySet[ModelVersion]:
     """``{"pk", <position fields>, "key_*"...}`` rows instead of versions: ``position``
     is what a page is ordered and cut by, and ``key_*`` the revisions
-    (``registry/revisions.py``) of every row whose content is shown of a version, and
-    its creator's name. Equal ``key_*`` values mean an equal rendering: reading them is
+    (``registry/revisions.py``) of the version row (which its tags, metric values and
+    aliases revise too) and of its dataset, and its creator's name. Equal ``key_*`` values mean an equal rendering: reading them is
     one indexed query for a whole page, against building every version again. Runs as a
     prepared statement (``registry/prepared.py``).
     """

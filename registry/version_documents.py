@@ -8,7 +8,8 @@ changes, not when it is read: every service that writes something a document sho
 calls ``version_documents_refresh`` in its own transaction, and ``VersionDocument``
 holds the rendered JSON with the key it was rendered for.
 
-The key is the revisions (``registry/revisions.py``) of every row shown, the creator's
+The key is the revisions (``registry/revisions.py``) of the version row, which every
+change to its tags, metric values or aliases revises too, and of its dataset, the creator's
 name and the settings the rendering depends on, as ``selectors.version_refs`` reads them
 with each page. A read serves a stored document only when its key is the current one;
 a change made around the services (a raw ``update()``, the admin) leaves the key behind,
@@ -157,10 +158,7 @@ def rendering_context() -> str:
 
 def document_key(ref: dict[str, Any], context: str) -> str:
     """The key of a version's rendering in the state ``ref`` (a ``version_refs`` row) shows."""
-    return (
-        f"{ref['key_version']}{_SEPARATOR}{ref['key_dataset']}{_SEPARATOR}{ref['key_tags']}{_SEPARATOR}"
-        f"{ref['key_metrics']}{_SEPARATOR}{ref['key_aliases']}{_SEPARATOR}{context}{_SEPARATOR}{ref['key_creator']}"
-    )
+    return f"{ref['key_version']}{_SEPARATOR}{ref['key_dataset']}{_SEPARATOR}{context}{_SEPARATOR}{ref['key_creator']}"
 
 
 def versions_build(pks: Iterable[int]) -> dict[int, str]:

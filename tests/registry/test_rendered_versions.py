@@ -115,6 +115,29 @@ def test_every_revisioned_table_gets_a_new_revision_on_insert_and_update(version
     assert ModelVersion.objects.values_list("revision", flat=True).get(pk=version.pk) != before["version"]
 
 
+def test_a_versions_revision_changes_with_its_tags_metrics_and_aliases(fraud_model, version):
+    other = version_create(model=fraud_model)
+
+    def revisions() -> tuple[int, int]:
+        rows = dict(ModelVersion.objects.filter(pk__in=[version.pk, other.pk]).values_list("pk", "revision"))
+        return rows[version.pk], rows[other.pk]
+
+    seen = [revisions()]
+    VersionTag.objects.bulk_create([VersionTag(version=version, key=f"k{i}", value="v") for i in range(3)])
+    seen.append(revisions())
+    VersionTag.objects.filter(version=version, key="k0").update(value="w")
+    seen.append(revisions())
+    VersionMetric.objects.filter(version=version).delete()
+    seen.append(revisions())
+    assert [s[1] for s in seen] == [seen[0][1]] * 4, "the other version was revised"
+    assert len({s[0] for s in seen}) == 4
+    alias_create(version=version, name="latest")
+    before = revisions()
+    Alias.objects.filter(name="latest").update(version=other)
+    after = revisions()
+    assert after[0] != before[0] and after[1] != before[1]  # moved: both versions show it changed
+
+
 def test_installing_the_triggers_again_is_harmless(version):
     revision_triggers_install(connection)
     revision_triggers_install(connection)
