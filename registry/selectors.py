@@ -29,7 +29,6 @@ from registry.models import (
     ModelVersion,
     RegisteredModel,
     Team,
-    VersionDocument,
     VersionMetric,
     VersionTag,
 )
@@ -242,14 +241,6 @@ def _scalar(sql: str, output_field: Field) -> RawSQL:
     return RawSQL(f"({sql})", (), output_field=output_field)
 
 
-def _document_column(column: str) -> RawSQL:
-    return _scalar(
-        f'SELECT d."{column}" FROM "{VersionDocument._meta.db_table}" d '
-        'WHERE d."version_id" = "registry_modelversion"."id"',
-        TextField(),
-    )
-
-
 # Built once: expressions are copied whenever a queryset uses them.
 _REF_KEYS = {
     "key_version": F("revision"),
@@ -262,9 +253,10 @@ _REF_KEYS = {
         'WHERE u."id" = "registry_modelversion"."created_by_id"',
         TextField(),
     ),
-    # The stored document and the key it was rendered for (``registry/version_documents.py``).
-    "doc_key": _document_column("key"),
-    "doc_body": _document_column("body"),
+    # The stored document and the key it was rendered for (``registry/version_documents.py``):
+    # one LEFT JOIN on its primary key, not a subquery per column.
+    "doc_key": F("document__key"),
+    "doc_body": F("document__body"),
 }
 
 
