@@ -20,7 +20,10 @@ the store (so no directory marker is left behind).
 A compaction stopped anywhere is finished by the next one (``_recover``): with a
 manifest, the merged file is complete, so the rest of the steps are repeated; a merged
 file without a manifest never replaced anything and is deleted. Files written into a
-partition while it is compacted are not in the manifest and stay as they are.
+partition while it is compacted are not in the manifest and stay as they are. Two
+compactions of one partition at once would each merge the same sources: the caller
+keeps them apart (``lifecycle.monitoring.services.upkeep``: a lease renewed through
+``before_partition``).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from __future__ import annotations
 import json
 import posixpath
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -174,14 +178,31 @@ class PredictionLogUpkeep:
         else:
             self.fs.delete_dir(directory)
 
-    def compact(self, *, closed_before: datetime, report: UpkeepReport | None = None) -> UpkeepReport:
-        """Merge the files of every partition that closed by ``closed_before``."""
+    def compact(
+        self,
+        *,
+        closed_before: datetime,
+        report: UpkeepReport | None = None,
+        before_partition: Callable[[str], None] | None = None,
+    ) -> UpkeepReport:
+        """Merge the files of every partition that closed by ``closed_before``.
+
+        ``before_partition(directory)`` is called before each partition is touched (the
+        caller renews its claim on the log there, and raises to stop the run): the files
+        of one partition must not be merged by two runs at once."""
         report = report or UpkeepReport()
         for kind, schema in (("predictions", PREDICTION_SCHEMA), ("labels", LABEL_SCHEMA)):
             for directory, files in sorted(self._files(kind).items()):
                 end = _partition_end(kind, directory)
                 if end is None:
                     continue
+                names = [posixpath.basename(f.path) for f in files]
+                unfinished = any(name == MANIFEST or name.startswith(MERGING_PREFIX) for name in names)
+                mergeable = end <= closed_before and sum(1 for f in files if _visible(f)) >= 2
+                if not (unfinished or mergeable):
+                    continue
+                if before_partition is not None:
+                    before_partition(directory)
                 if self._recover(directory, files):
                     report.partitions_recovered += 1
                     files = self._files_in(directory)
