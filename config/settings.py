@@ -312,6 +312,9 @@ MODELGATE_ALERT_ACTION_ATTEMPTS = env.integer("MODELGATE_ALERT_ACTION_ATTEMPTS",
 # (every MODELGATE_PREDICTION_COMPACT_SECONDS) merges each closed hour's files into one
 # and deletes partitions older than that. 0 keeps everything.
 MODELGATE_PREDICTION_RETENTION_DAYS = env.integer("MODELGATE_PREDICTION_RETENTION_DAYS", 90, minimum=0)
+# One compaction of a log runs at a time: a run holds the log's lease this long, renewed
+# before each partition; a run that died frees the log once it runs out.
+MODELGATE_PREDICTION_UPKEEP_LEASE_SECONDS = env.integer("MODELGATE_PREDICTION_UPKEEP_LEASE_SECONDS", 900, minimum=1)
 # Bearer token that a Prometheus scrape of /metrics (API and gateway) must send; empty:
 # /metrics answers anyone who reaches it.
 MODELGATE_METRICS_TOKEN = env.string("MODELGATE_METRICS_TOKEN", "")

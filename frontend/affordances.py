@@ -77,14 +77,18 @@ class DeploymentActions:
     """The forms a deployment's card offers: ``canary`` covers starting one, changing
     its weight, promoting and aborting it (``canary_set``, ``canary_promote``,
     ``canary_abort``: approvers); ``shadow`` adding a shadow (``shadow_set``:
-    developers); ``stop`` stopping the deployment (``deployment_stop``: approvers)."""
+    developers); ``stop`` stopping the deployment (``deployment_stop``: approvers);
+    ``settings`` changing its monitoring windows, log sample rate and cache
+    (``deployment_settings_update``: developers)."""
 
     canary: bool = False
     shadow: bool = False
     stop: bool = False
+    settings: bool = False
 
     @property
     def any(self) -> bool:
+        """Any form that changes the routes (the settings have a form of their own)."""
         return self.canary or self.shadow or self.stop
 
 
@@ -95,7 +99,8 @@ def deployment_actions(user: User, deployment: Deployment) -> DeploymentActions:
         return DeploymentActions()
     team = deployment.model.team_id
     approver = has_role(user, team, Role.APPROVER)
-    return DeploymentActions(canary=approver, shadow=has_role(user, team, Role.DEVELOPER), stop=approver)
+    developer = has_role(user, team, Role.DEVELOPER)
+    return DeploymentActions(canary=approver, shadow=developer, stop=approver, settings=developer)
 
 
 def canary_versions(deployment: Deployment, deployable: Iterable[ModelVersion]) -> list[int]:

@@ -1,6 +1,7 @@
 """What a deployment's card shows, on the model page and on the deployment's own page:
 its routes in serving order with their share of traffic, its replicas with their
-health, its latest revisions, and the forms the user may use on it."""
+health, its monitoring and logging settings, its latest revisions, and the forms the
+user may use on it."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
+from django.conf import settings
 from django.utils import timezone
 
 from frontend import selectors as ui_selectors
@@ -79,6 +81,7 @@ def deployment_cards(
                 "shadow_versions": shadow_versions(deployment, deployable),
                 "promotion": promotions.get(canary.version_id) if canary is not None else None,
                 "silent_after": REPLICA_SILENT_AFTER_SECONDS,
+                "default_window_minutes": settings.MODELGATE_MONITOR_WINDOW_SECONDS / 60,
             }
         )
     return cards

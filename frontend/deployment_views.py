@@ -3,7 +3,8 @@
 As everywhere in the UI: what a user sees comes from ``lifecycle.deployments.selectors``
 (``deployments_visible_to`` scoping: another team's deployment answers 404), and what
 they do goes through the services the REST API calls (``canary_set``,
-``canary_promote``, ``canary_abort``, ``shadow_set``, ``deployment_stop``), which check
+``canary_promote``, ``canary_abort``, ``shadow_set``, ``deployment_stop``,
+``deployment_settings_update``), which check
 the role again: a form the page does not show is refused if posted anyway (403).
 """
 
@@ -19,8 +20,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from frontend.affordances import transitions_with_actions
 from frontend.deployment_cards import deployment_cards
-from frontend.forms import CanaryForm, DeploymentReasonForm, ShadowForm, form_data
-from frontend.templatetags.modelgate_ui import gate_icon, route_snapshot, rule_label
+from frontend.forms import CanaryForm, DeploymentReasonForm, DeploymentSettingsForm, ShadowForm, form_data
+from frontend.templatetags.modelgate_ui import gate_icon, route_snapshot, rule_label, weight_percent
 from frontend.views import OUTCOME_LEVELS, back_url, page_view, paginate
 from lifecycle.deployments import selectors as deployment_selectors
 from lifecycle.deployments import services as deployment_services
@@ -159,3 +160,22 @@ def deployment_stop(request: HttpRequest, pk: int) -> HttpResponse:
     stopped = deployment_services.deployment_stop(actor=request.user, deployment=deployment, reason=data["reason"])
     messages.success(request, f"Stopped {stopped}: its routes left the route table, and its replicas drain and stop.")
     return _done(request, stopped)
+
+
+@require_POST
+@page_view
+def deployment_settings(request: HttpRequest, pk: int) -> HttpResponse:
+    """Change the deployment's monitoring windows, log sample rate and cache."""
+    deployment = deployment_selectors.deployment_get(user=request.user, pk=pk)
+    data = form_data(DeploymentSettingsForm, request.POST)
+    reason = data.pop("reason")
+    changed = deployment_services.deployment_settings_update(
+        actor=request.user, deployment=deployment, changes=data, reason=reason
+    )
+    window = f"every {changed.monitor_every_minutes} min" if changed.monitor_every_minutes else "the default length"
+    messages.success(
+        request,
+        f"Settings of {changed}: logs {weight_percent(changed.log_sample_rate)} of calls, monitoring windows of {window}, "
+        f"cache {'on' if changed.cache else 'off'} (revision #{changed.revision}).",
+    )
+    return _done(request, changed)

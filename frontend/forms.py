@@ -53,6 +53,17 @@ class DeploymentReasonForm(forms.Form):
     reason = forms.CharField(required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 2}))
 
 
+class DeploymentSettingsForm(forms.Form):
+    """A deployment's monitoring windows (minutes; empty: the server's default), the share
+    of calls its gateway logs (0 to 1, as the API takes it) and its cache: the service
+    checks the values and says what is wrong with one, as it does for the API."""
+
+    log_sample_rate = forms.FloatField()
+    monitor_every_minutes = forms.IntegerField(required=False)
+    cache = forms.BooleanField(required=False)
+    reason = forms.CharField(required=False, max_length=2000)
+
+
 class DesignCardForm(forms.Form):
     """The model card as a page edits it: lists one entry per line
     (``frontend/design_cards.py`` turns the lines into the card the service takes)."""

@@ -37,6 +37,7 @@ urlpatterns = [
         name="evaluation-plot",
     ),
     path("deployments/<int:pk>/", deployment_views.deployment_detail, name="deployment-detail"),
+    path("deployments/<int:pk>/settings/", deployment_views.deployment_settings, name="deployment-settings"),
     path("deployments/<int:pk>/canary/", deployment_views.deployment_canary, name="deployment-canary"),
     path("deployments/<int:pk>/shadow/", deployment_views.deployment_shadow, name="deployment-shadow"),
     path("deployments/<int:pk>/promote-canary/", deployment_views.deployment_promote, name="deployment-promote"),

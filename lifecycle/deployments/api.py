@@ -1,5 +1,6 @@
 """REST API v1 of the deployment stage: deployments, their routes, replicas and revisions,
-and the route changes (canary, shadow, promote, abort, stop)."""
+the change of their settings (PATCH), and the route changes (canary, shadow, promote,
+abort, stop)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,20 @@ from registry.api.serializers import StrictSerializer
 from registry.errors import Conflict, InvalidInput
 
 
+def _cache_field(**options: Any) -> serializers.BooleanField:
+    return serializers.BooleanField(required=False, **options)
+
+
+def _log_sample_rate_field(**options: Any) -> serializers.FloatField:
+    return serializers.FloatField(required=False, min_value=0.0, max_value=1.0, **options)
+
+
+def _monitor_every_minutes_field(**options: Any) -> serializers.IntegerField:
+    return serializers.IntegerField(
+        required=False, allow_null=True, min_value=1, max_value=services.MONITOR_EVERY_MINUTES_MAX, **options
+    )
+
+
 class DeploymentCreateIn(StrictSerializer):
     name = serializers.SlugField(required=False, default="production", max_length=64)
     target = serializers.ChoiceField(choices=DeploymentTarget.choices, required=False, default=DeploymentTarget.LOCAL)
@@ -32,9 +47,21 @@ class DeploymentCreateIn(StrictSerializer):
     alias = serializers.CharField(required=False, allow_null=True, max_length=64)
     replicas = serializers.IntegerField(required=False, default=1, min_value=1, max_value=services.MAX_REPLICAS)
     resources = serializers.DictField(required=False)
-    cache = serializers.BooleanField(required=False, default=False)
-    log_sample_rate = serializers.FloatField(required=False, default=1.0, min_value=0.0, max_value=1.0)
-    monitor_every_minutes = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=10080)
+    cache = _cache_field(default=False)
+    log_sample_rate = _log_sample_rate_field(default=1.0)
+    monitor_every_minutes = _monitor_every_minutes_field()
+
+
+class DeploymentSettingsIn(StrictSerializer):
+    """A change of a deployment's settings (PATCH): any of them, checked as creation
+    checks them."""
+
+    cache = _cache_field()
+    log_sample_rate = _log_sample_rate_field()
+    monitor_every_minutes = _monitor_every_minutes_field(
+        help_text="minutes per monitoring window; null: the server's default"
+    )
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=2000)
 
 
 class CanaryIn(StrictSerializer):
@@ -143,6 +170,21 @@ class DeploymentListView(ApiView):
 class DeploymentDetailView(ApiView):
     @extend_schema(responses=DeploymentDetailOut)
     def get(self, request: Request, pk: int) -> Response:
+        return _detail(request, pk)
+
+    @extend_schema(
+        request=DeploymentSettingsIn,
+        responses=DeploymentDetailOut,
+        description="Change a deployment's monitoring windows, log sample rate or cache (developers); "
+        "409 once it is stopped.",
+    )
+    def patch(self, request: Request, pk: int) -> Response:
+        deployment = selectors.deployment_get(user=request.user, pk=pk)
+        data = DeploymentSettingsIn(data=request.data, partial=True)
+        data.is_valid(raise_exception=True)
+        changes = dict(data.validated_data)
+        reason = changes.pop("reason", "")
+        services.deployment_settings_update(actor=request.user, deployment=deployment, changes=changes, reason=reason)
         return _detail(request, pk)
 
 

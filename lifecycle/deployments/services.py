@@ -1,15 +1,19 @@
-"""Every write of the deployment stage: create, canary, shadow, promote, abort, stop.
+"""Every write of the deployment stage: create, change settings, canary, shadow, promote,
+abort, stop.
 
 Each change of a deployment's routes locks the deployment's row, writes a revision (who,
 when, why, before and after), an audit record and a ``deployment.updated`` event, and
 publishes a new route table, all in one transaction: the gateway sees the new routes
 exactly when they commit. Replicas are jobs (kind ``deploy``) placed by the scheduler;
 ``deployments_reconcile`` keeps their number right and drains the ones no route needs.
+A change of settings (monitoring windows, log sample rate, cache) is a revision too; it
+publishes a route table only when the gateway reads what changed.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -27,6 +31,7 @@ from lifecycle.deployments.choices import (
     RouteMode,
 )
 from lifecycle.deployments.models import Deployment, DeploymentRevision, Replica, Route, RouteTablePublication
+from lifecycle.deployments.monitor_windows import window_next_end
 from lifecycle.deployments.selectors import route_table_build
 from lifecycle.governance.models import Transition
 from lifecycle.governance.services.audit import audit_append
@@ -47,6 +52,12 @@ MAX_REPLICAS = 16
 # A version whose replicas failed this many times in a row fails its deployment.
 MAX_REPLICA_FAILURES = 3
 _ROUTE_TABLE_LOCK = 0x4D47_5254
+# Monitoring windows last at most a week.
+MONITOR_EVERY_MINUTES_MAX = 7 * 24 * 60
+# What ``deployment_settings_update`` may change, and which of those the gateway reads
+# from the route table (a change of those publishes a new one).
+DEPLOYMENT_SETTINGS = ("monitor_every_minutes", "log_sample_rate", "cache")
+_GATEWAY_SETTINGS = frozenset({"log_sample_rate", "cache"})
 
 
 def deployment_snapshot(deployment: Deployment) -> dict[str, Any]:
@@ -81,13 +92,17 @@ def _revise(
     actor: AbstractBaseUser | None,
     reason: str,
     before: dict[str, Any] | None,
+    snapshot: Callable[[Deployment], dict[str, Any]] = deployment_snapshot,
+    publish: bool = True,
 ) -> DeploymentRevision:
+    """Number and record a change (revision, audit record, event), and publish the route
+    table unless the change is none of the gateway's business (``publish=False``)."""
     deployment.revision += 1
     deployment.save(update_fields=["revision", "state", "state_detail", "updated_at", "stopped_at", "previous_primary"])
     # A new route is not served until its replicas answer: the state says so at once.
     _deployment_state_refresh(deployment.pk)
     deployment.refresh_from_db(fields=["state", "state_detail"])
-    after = deployment_snapshot(deployment)
+    after = snapshot(deployment)
     revision = DeploymentRevision.objects.create(
         deployment=deployment,
         number=deployment.revision,
@@ -112,7 +127,8 @@ def _revise(
         event_type="deployment.updated",
         data={"deployment": deployment.pk, "model": deployment.model.name, "action": action, **after},
     )
-    route_table_publish()
+    if publish:
+        route_table_publish()
     return revision
 
 
@@ -165,6 +181,30 @@ def _replica_start(deployment: Deployment, version: ModelVersion, actor: Abstrac
     return replica
 
 
+def monitoring_settings_validate(
+    *, cache: bool = False, log_sample_rate: float = 1.0, monitor_every_minutes: int | None = None
+) -> None:
+    """The rules of the settings a deployment may change after creation, as creation and
+    ``deployment_settings_update`` apply them: ``InvalidInput`` naming the first bad one."""
+    if not isinstance(cache, bool):
+        raise InvalidInput("cache must be true or false", details={"cache": "not a boolean"})
+    if isinstance(log_sample_rate, bool) or not isinstance(log_sample_rate, (int, float)):
+        raise InvalidInput("log_sample_rate must be a number", details={"log_sample_rate": "not a number"})
+    if not 0.0 <= log_sample_rate <= 1.0:
+        raise InvalidInput(
+            "log_sample_rate must be between 0 and 1", details={"log_sample_rate": "not between 0 and 1"}
+        )
+    if monitor_every_minutes is not None and (
+        isinstance(monitor_every_minutes, bool)
+        or not isinstance(monitor_every_minutes, int)
+        or not 1 <= monitor_every_minutes <= MONITOR_EVERY_MINUTES_MAX
+    ):
+        raise InvalidInput(
+            f"monitor_every_minutes must be between 1 and {MONITOR_EVERY_MINUTES_MAX} (a week)",
+            details={"monitor_every_minutes": "out of range"},
+        )
+
+
 def deployment_create(
     *,
     actor: AbstractBaseUser,
@@ -197,15 +237,9 @@ def deployment_create(
             f"a deployment name cannot be all digits ({name!r}); it would read as a deployment id",
             details={"name": "all digits"},
         )
-    if not 0.0 <= log_sample_rate <= 1.0:
-        raise InvalidInput(
-            "log_sample_rate must be between 0 and 1", details={"log_sample_rate": "not between 0 and 1"}
-        )
-    if monitor_every_minutes is not None and not 1 <= monitor_every_minutes <= 7 * 24 * 60:
-        raise InvalidInput(
-            "monitor_every_minutes must be between 1 and 10080 (a week)",
-            details={"monitor_every_minutes": "out of range"},
-        )
+    monitoring_settings_validate(
+        cache=cache, log_sample_rate=log_sample_rate, monitor_every_minutes=monitor_every_minutes
+    )
     if version is not None and alias is not None:
         raise InvalidInput("give a version or an alias, not both", details={"alias": "conflicts with version"})
     if alias is not None:
@@ -242,6 +276,59 @@ def deployment_create(
         else:
             deployment.state, deployment.state_detail = DeploymentState.PENDING, "render with GET …/manifests/"
         _revise(deployment, action="create", actor=actor, reason=f"serve v{served.version}", before=None)
+    return deployment
+
+
+def deployment_settings_snapshot(deployment: Deployment) -> dict[str, Any]:
+    """The settings ``deployment_settings_update`` changes, as its revisions record them."""
+    return {
+        "monitor_every_minutes": deployment.monitor_every_minutes,
+        "log_sample_rate": deployment.log_sample_rate,
+        "cache": deployment.cache,
+    }
+
+
+def deployment_settings_update(
+    *, actor: AbstractBaseUser, deployment: Deployment, changes: Mapping[str, Any], reason: str = ""
+) -> Deployment:
+    """Change how a running deployment is monitored and served: ``monitor_every_minutes``
+    (None: the settings' default), ``log_sample_rate`` and ``cache``, any of them.
+
+    Validated as creation validates them, by the role creation needs; the change is a
+    revision and an audit record (before, after, reason) in one transaction. A new window
+    length makes the deployment due when its current window of that length ends; a new
+    sample rate or cache setting reaches the gateway in a new route table. Values equal
+    to the current ones change nothing and record nothing."""
+    unknown = sorted(set(changes) - set(DEPLOYMENT_SETTINGS))
+    if unknown:
+        raise InvalidInput(
+            f"cannot change {', '.join(unknown)}; a deployment's settings are {', '.join(DEPLOYMENT_SETTINGS)}",
+            details={name: "cannot be changed" for name in unknown},
+        )
+    require_role(actor, deployment.model.team, Role.DEVELOPER, action="changing a deployment's settings")
+    with transaction.atomic():
+        deployment = _lock(deployment)
+        before = deployment_settings_snapshot(deployment)
+        monitoring_settings_validate(**{**before, **changes})
+        changed = {name for name, value in changes.items() if before[name] != value}
+        if not changed:
+            return deployment
+        for name in changed:
+            setattr(deployment, name, changes[name])
+        fields = sorted(changed)
+        if "monitor_every_minutes" in changed:
+            deployment.monitor_due_at = window_next_end(deployment, timezone.now())
+            fields.append("monitor_due_at")
+        deployment.save(update_fields=fields)
+        _revise(
+            deployment,
+            action="settings",
+            actor=actor,
+            reason=reason or "changed " + ", ".join(sorted(changed)),
+            before=before,
+            snapshot=deployment_settings_snapshot,
+            publish=bool(changed & _GATEWAY_SETTINGS),
+        )
     return deployment
 
 

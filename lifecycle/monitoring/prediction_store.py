@@ -8,7 +8,12 @@ window reads only its own files::
     labels/model=<name>/date=<YYYY-MM-DD>/<uuid>.parquet
 
 ``version=0`` holds calls no version answered. A batch of calls becomes one file per
-partition it touches. A label is a row ``(request_id, row, label, received_at)``; the
+partition it touches. On S3 each file is written into memory and uploaded with one
+``PutObject`` carrying the server-side encryption arguments the store was given
+(``MODELGATE_S3_SSE``), which pyarrow's S3 filesystem cannot send; deletes go through
+boto3 too (pyarrow's leave an empty directory marker object behind, written without the
+header, which a bucket policy requiring encryption refuses). Reads and listings go through
+pyarrow's filesystem. A label is a row ``(request_id, row, label, received_at)``; the
 newest label of a prediction row wins, so a corrected label simply is sent again.
 """
 
@@ -23,12 +28,14 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import quote, urlparse
 
+import boto3
 import duckdb
 import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
+from botocore.exceptions import BotoCoreError, ClientError
 
 from lifecycle.monitoring.prediction_log import LoggedCall, PiiMasker, call_rows
 
@@ -107,11 +114,30 @@ def _dates(start: datetime, end: datetime) -> list[str]:
     return [(first + timedelta(days=i)).isoformat() for i in range(max(days, 0) + 1)]
 
 
+def parquet_bytes(table: pa.Table) -> bytes:
+    """``table`` as the bytes of a Parquet file, as the log stores them (zstd)."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue().to_pybytes()
+
+
 class PredictionStore:
-    """Writes and reads the prediction log under one root."""
+    """Writes and reads the prediction log under one root.
+
+    ``sse``: the server-side encryption arguments of every object written on S3
+    (``{"ServerSideEncryption": "aws:kms", "SSEKMSKeyId": …}``; empty: none);
+    ``s3_client``: the boto3 client that writes them (one is made from ``s3_endpoint``
+    and ``region`` when none is given)."""
 
     def __init__(
-        self, root: str, *, masker: PiiMasker, s3_endpoint: str | None = None, region: str = "us-east-1"
+        self,
+        root: str,
+        *,
+        masker: PiiMasker,
+        s3_endpoint: str | None = None,
+        region: str = "us-east-1",
+        sse: Mapping[str, str] | None = None,
+        s3_client: Any = None,
     ) -> None:
         self.root = root
         self.masker = masker
@@ -119,13 +145,77 @@ class PredictionStore:
         self.filesystem = location.filesystem
         self.base = location.base
         self._local = isinstance(self.filesystem, pafs.LocalFileSystem)
+        self.sse = dict(sse or {})
+        self._s3_client = s3_client
+        self._s3_options = {"endpoint_url": s3_endpoint, "region_name": region}
+
+    @property
+    def on_s3(self) -> bool:
+        return not self._local
+
+    def _s3(self) -> Any:
+        if self._s3_client is None:
+            self._s3_client = boto3.client("s3", **self._s3_options)
+        return self._s3_client
 
     # --- writing ---------------------------------------------------------------------
+
+    def put_bytes(self, path: str, data: bytes) -> None:
+        """Store ``data`` at ``path`` (``bucket/key`` on S3, with the encryption
+        arguments). S3's failures are ``OSError``s, as pyarrow's are."""
+        if self._local:
+            with self.filesystem.open_output_stream(path) as stream:
+                stream.write(data)
+            return
+        bucket, _, key = path.partition("/")
+        try:
+            self._s3().put_object(Bucket=bucket, Key=key, Body=data, **self.sse)
+        except (BotoCoreError, ClientError) as exc:
+            raise OSError(f"writing s3://{path} failed: {exc}") from exc
+
+    def put_table(self, path: str, table: pa.Table) -> None:
+        """Store ``table`` as a Parquet file at ``path``."""
+        if self._local:
+            pq.write_table(table, path, filesystem=self.filesystem, compression="zstd")
+        else:
+            self.put_bytes(path, parquet_bytes(table))
+
+    def copy(self, source: str, target: str) -> None:
+        """Copy the object at ``source`` to ``target`` (S3 only: a rename of pyarrow's
+        filesystem copies without the encryption arguments)."""
+        source_bucket, _, source_key = source.partition("/")
+        bucket, _, key = target.partition("/")
+        try:
+            self._s3().copy_object(
+                Bucket=bucket, Key=key, CopySource={"Bucket": source_bucket, "Key": source_key}, **self.sse
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise OSError(f"copying s3://{source} to s3://{target} failed: {exc}") from exc
+
+    def delete(self, path: str) -> None:
+        """Delete the object at ``path`` (S3 only)."""
+        bucket, _, key = path.partition("/")
+        try:
+            self._s3().delete_object(Bucket=bucket, Key=key)
+        except (BotoCoreError, ClientError) as exc:
+            raise OSError(f"deleting s3://{path} failed: {exc}") from exc
+
+    def delete_tree(self, directory: str) -> None:
+        """Delete every object under ``directory`` (S3 only)."""
+        bucket, _, prefix = directory.partition("/")
+        client = self._s3()
+        try:
+            for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=f"{prefix}/"):
+                keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+                if keys:
+                    client.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+        except (BotoCoreError, ClientError) as exc:
+            raise OSError(f"deleting s3://{directory}/ failed: {exc}") from exc
 
     def _write(self, directory: str, table: pa.Table) -> None:
         if self._local:
             self.filesystem.create_dir(directory, recursive=True)
-        pq.write_table(table, f"{directory}/{uuid.uuid4().hex}.parquet", filesystem=self.filesystem, compression="zstd")
+        self.put_table(f"{directory}/{uuid.uuid4().hex}.parquet", table)
 
     def write_calls(self, calls: Iterable[LoggedCall]) -> int:
         """Write calls (masking PII as they are flattened); the number of rows written."""

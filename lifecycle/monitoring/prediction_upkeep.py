@@ -13,10 +13,17 @@ than the retention. Neither loses a row:
 3. the replaced files are deleted, the merged file takes its final name, the manifest
    goes.
 
+On S3 the merged file and the manifest are uploaded by the store (with its server-side
+encryption arguments), the rename is a copy that carries them too, and deletes go through
+the store (so no directory marker is left behind).
+
 A compaction stopped anywhere is finished by the next one (``_recover``): with a
 manifest, the merged file is complete, so the rest of the steps are repeated; a merged
 file without a manifest never replaced anything and is deleted. Files written into a
-partition while it is compacted are not in the manifest and stay as they are.
+partition while it is compacted are not in the manifest and stay as they are. Two
+compactions of one partition at once would each merge the same sources: the caller
+keeps them apart (``lifecycle.monitoring.services.upkeep``: a lease renewed through
+``before_partition``).
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from __future__ import annotations
 import json
 import posixpath
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
@@ -111,13 +119,13 @@ class PredictionLogUpkeep:
             if manifest["merged"] in names:
                 for source in manifest["sources"]:
                     if source in names:
-                        self.fs.delete_file(f"{directory}/{source}")
-                self.fs.move(merged, f"{directory}/{manifest['target']}")
-            self.fs.delete_file(f"{directory}/{MANIFEST}")
+                        self._delete(f"{directory}/{source}")
+                self._move(merged, f"{directory}/{manifest['target']}")
+            self._delete(f"{directory}/{MANIFEST}")
             return True
         stray = [f for f in files if posixpath.basename(f.path).startswith(MERGING_PREFIX)]
         for info in stray:
-            self.fs.delete_file(info.path)
+            self._delete(info.path)
         return bool(stray)
 
     def _compact(self, directory: str, sources: list[pafs.FileInfo], schema: pa.Schema) -> int:
@@ -126,32 +134,75 @@ class PredictionLogUpkeep:
         merged = pa.concat_tables(tables)
         expected = sum(t.num_rows for t in tables)
         merging = f"{MERGING_PREFIX}{uuid.uuid4().hex}.parquet"
-        pq.write_table(merged, f"{directory}/{merging}", filesystem=self.fs, compression="zstd")
+        if self.store.on_s3:
+            self.store.put_table(f"{directory}/{merging}", merged)
+        else:
+            pq.write_table(merged, f"{directory}/{merging}", filesystem=self.fs, compression="zstd")
         written = pq.read_metadata(f"{directory}/{merging}", filesystem=self.fs).num_rows
         if written != expected:
-            self.fs.delete_file(f"{directory}/{merging}")
+            self._delete(f"{directory}/{merging}")
             raise OSError(f"compacting {directory}: wrote {written} rows of {expected}; nothing replaced")
         manifest = {
             "merged": merging,
             "target": f"compacted-{uuid.uuid4().hex}.parquet",
             "sources": [posixpath.basename(f.path) for f in sources],
         }
-        with self.fs.open_output_stream(f"{directory}/{MANIFEST}") as stream:
-            stream.write(json.dumps(manifest).encode())
+        if self.store.on_s3:
+            self.store.put_bytes(f"{directory}/{MANIFEST}", json.dumps(manifest).encode())
+        else:
+            with self.fs.open_output_stream(f"{directory}/{MANIFEST}") as stream:
+                stream.write(json.dumps(manifest).encode())
         for info in sources:
-            self.fs.delete_file(info.path)
-        self.fs.move(f"{directory}/{merging}", f"{directory}/{manifest['target']}")
-        self.fs.delete_file(f"{directory}/{MANIFEST}")
+            self._delete(info.path)
+        self._move(f"{directory}/{merging}", f"{directory}/{manifest['target']}")
+        self._delete(f"{directory}/{MANIFEST}")
         return expected
 
-    def compact(self, *, closed_before: datetime, report: UpkeepReport | None = None) -> UpkeepReport:
-        """Merge the files of every partition that closed by ``closed_before``."""
+    def _move(self, source: str, target: str) -> None:
+        """Rename a file; on S3 a copy with the store's encryption arguments, then a delete."""
+        if self.store.on_s3:
+            self.store.copy(source, target)
+            self.store.delete(source)
+        else:
+            self.fs.move(source, target)
+
+    def _delete(self, path: str) -> None:
+        if self.store.on_s3:
+            self.store.delete(path)
+        else:
+            self.fs.delete_file(path)
+
+    def _delete_dir(self, directory: str) -> None:
+        if self.store.on_s3:
+            self.store.delete_tree(directory)
+        else:
+            self.fs.delete_dir(directory)
+
+    def compact(
+        self,
+        *,
+        closed_before: datetime,
+        report: UpkeepReport | None = None,
+        before_partition: Callable[[str], None] | None = None,
+    ) -> UpkeepReport:
+        """Merge the files of every partition that closed by ``closed_before``.
+
+        ``before_partition(directory)`` is called before each partition is touched (the
+        caller renews its claim on the log there, and raises to stop the run): the files
+        of one partition must not be merged by two runs at once."""
         report = report or UpkeepReport()
         for kind, schema in (("predictions", PREDICTION_SCHEMA), ("labels", LABEL_SCHEMA)):
             for directory, files in sorted(self._files(kind).items()):
                 end = _partition_end(kind, directory)
                 if end is None:
                     continue
+                names = [posixpath.basename(f.path) for f in files]
+                unfinished = any(name == MANIFEST or name.startswith(MERGING_PREFIX) for name in names)
+                mergeable = end <= closed_before and sum(1 for f in files if _visible(f)) >= 2
+                if not (unfinished or mergeable):
+                    continue
+                if before_partition is not None:
+                    before_partition(directory)
                 if self._recover(directory, files):
                     report.partitions_recovered += 1
                     files = self._files_in(directory)
@@ -186,7 +237,7 @@ class PredictionLogUpkeep:
                 report.rows_deleted += sum(
                     pq.read_metadata(f.path, filesystem=self.fs).num_rows for f in files if _visible(f)
                 )
-                self.fs.delete_dir(date_dir)
+                self._delete_dir(date_dir)
                 report.partitions_deleted += 1
         return report
 

@@ -12,6 +12,7 @@ from django.conf import settings
 
 from lifecycle.monitoring.prediction_log import PiiMasker
 from lifecycle.monitoring.prediction_store import PredictionStore
+from registry import storage
 from registry.models import RegisteredModel
 
 
@@ -30,13 +31,24 @@ def pii_key() -> bytes:
 
 
 @lru_cache(maxsize=8)
-def _store(root: str, endpoint: str | None, region: str, key: bytes) -> PredictionStore:
-    return PredictionStore(root, masker=PiiMasker(key), s3_endpoint=endpoint, region=region)
+def _store(
+    root: str, endpoint: str | None, region: str, key: bytes, sse: tuple[tuple[str, str], ...]
+) -> PredictionStore:
+    return PredictionStore(
+        root,
+        masker=PiiMasker(key),
+        s3_endpoint=endpoint,
+        region=region,
+        sse=dict(sse),
+        s3_client=storage.s3_client() if storage.is_s3(root) else None,
+    )
 
 
 def prediction_store() -> PredictionStore:
-    """The store of the current settings (one per root, endpoint and key)."""
-    return _store(prediction_log_root(), settings.AWS_ENDPOINT_URL, settings.AWS_DEFAULT_REGION, pii_key())
+    """The store of the current settings (one per root, endpoint, key and server-side
+    encryption: ``MODELGATE_S3_SSE`` applies to the log's files as to artifacts)."""
+    sse = tuple(sorted(storage.sse_arguments().items()))
+    return _store(prediction_log_root(), settings.AWS_ENDPOINT_URL, settings.AWS_DEFAULT_REGION, pii_key(), sse)
 
 
 def pii_columns(model: RegisteredModel) -> tuple[str, ...]:

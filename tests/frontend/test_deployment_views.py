@@ -437,6 +437,65 @@ def test_an_approver_stops_the_deployment_with_a_reason(deployment: Deployment, 
     assert again.status_code == 409 and "is stopped" in _text(again)
 
 
+# --- settings ------------------------------------------------------------------------
+
+
+def _settings(deployment: Deployment) -> tuple[int | None, float, bool]:
+    fresh = Deployment.objects.get(pk=deployment.pk)
+    return fresh.monitor_every_minutes, fresh.log_sample_rate, fresh.cache
+
+
+def test_a_developer_changes_the_settings_from_the_model_page(deployment: Deployment, owner: Actor) -> None:
+    client = client_for(owner)
+    card = _card(_text(client.get(MODEL_PAGE)), deployment)
+    form = card.split('class="deployment-form deployment-settings"')[1].split("</form>")[0]
+    assert 'name="log_sample_rate"' in form and 'value="1"' in form and "Save settings" in form
+    assert 'name="monitor_every_minutes"' in form and 'name="cache"' in form and "checked" not in form
+    assert "100% of calls" in card
+
+    response = client.post(
+        f"/deployments/{deployment.pk}/settings/",
+        {"log_sample_rate": "0.25", "monitor_every_minutes": "15", "cache": "on", "reason": "busy", "next": MODEL_PAGE},
+        follow=True,
+    )
+
+    assert response.redirect_chain == [(MODEL_PAGE, 302)]
+    assert _settings(deployment) == (15, 0.25, True)
+    page = _text(response)
+    assert "Settings of fraud-detector/production: logs 25% of calls, monitoring windows of every 15 min" in page
+    card = _card(page, deployment)
+    assert "25% of calls" in card and "every 15 min" in card
+    assert 'value="0.25"' in card and 'value="15"' in card and "checked" in card
+    revision = DeploymentRevision.objects.filter(deployment=deployment).first()
+    assert (revision.action, revision.actor, revision.reason) == ("settings", owner.user, "busy")
+    assert revision.after == {"monitor_every_minutes": 15, "log_sample_rate": 0.25, "cache": True}
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        ({"log_sample_rate": "1.5"}, "log_sample_rate must be between 0 and 1"),
+        ({"log_sample_rate": "0.5", "monitor_every_minutes": "0"}, "monitor_every_minutes must be between 1 and"),
+        ({"log_sample_rate": "often"}, "log_sample_rate"),
+    ],
+)
+def test_a_bad_setting_is_refused_with_the_services_message_and_nothing_changes(
+    deployment: Deployment, owner: Actor, values: dict[str, str], expected: str
+) -> None:
+    response = client_for(owner).post(f"/deployments/{deployment.pk}/settings/", values)
+    assert response.status_code == 400 and expected in _text(response)
+    assert _settings(deployment) == (None, 1.0, False)
+
+
+def test_a_viewer_gets_no_settings_form_and_a_post_is_refused(deployment: Deployment, viewer: Actor) -> None:
+    client = client_for(viewer)
+    card = _card(_text(client.get(MODEL_PAGE)), deployment)
+    assert "deployment-settings" not in card and "100% of calls" in card
+    response = client.post(f"/deployments/{deployment.pk}/settings/", {"log_sample_rate": "0.5"})
+    assert response.status_code == 403
+    assert _settings(deployment) == (None, 1.0, False)
+
+
 # --- visibility, login, CSRF ---------------------------------------------------------
 
 
@@ -448,6 +507,7 @@ def _forms(deployment: Deployment) -> list[tuple[str, dict[str, str]]]:
         (f"{base}/promote-canary/", {}),
         (f"{base}/abort-canary/", {"reason": "x"}),
         (f"{base}/stop/", {"reason": "x"}),
+        (f"{base}/settings/", {"log_sample_rate": "0.5"}),
     ]
 
 

@@ -100,6 +100,7 @@ ROWS: tuple[Row, ...] = (
     Row("POST", "/api/v1/datasets/", "developer", "403", {"name": "matrix", "team": "fraud", "uri": "builtin:iris"}),
     Row("GET", "/api/v1/datasets/{dataset}/", "viewer"),
     Row("GET", "/api/v1/deployments/{deployment}/", "viewer"),
+    Row("PATCH", "/api/v1/deployments/{deployment}/", "developer", body={"log_sample_rate": 0.5, "reason": "matrix"}),
     Row("POST", "/api/v1/deployments/{deployment}/canary/", "approver", body={"version": 2, "weight": 0.1}),
     Row("POST", "/api/v1/deployments/{deployment}/shadow/", "developer", body={"version": 2}),
     Row("POST", "/api/v1/deployments/{deployment}/promote-canary/", "approver", body={}),

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from lifecycle.deployments.choices import DeploymentState, RouteMode
 from lifecycle.deployments.models import Deployment, Route
+from lifecycle.deployments.monitor_windows import window_floor, window_next_end, window_step
 from lifecycle.monitoring.drift import PREDICTION, window_drift
 from lifecycle.monitoring.live_metrics import live_metrics
 from lifecycle.monitoring.models import DriftResult, MonitorWindow
@@ -37,20 +38,6 @@ from registry.models import ModelVersion
 log = logging.getLogger(__name__)
 
 _ANSWER_KEYS = ("label", "prediction", "predicted_label", "class")
-
-
-def window_step(deployment: Deployment | None = None) -> timedelta:
-    """The length of a deployment's windows (its own, else the settings' default)."""
-    if deployment is not None and deployment.monitor_every_minutes:
-        return timedelta(minutes=deployment.monitor_every_minutes)
-    return timedelta(seconds=settings.MODELGATE_MONITOR_WINDOW_SECONDS)
-
-
-def window_floor(moment: datetime, step: timedelta) -> datetime:
-    """The start of the aligned window holding ``moment``."""
-    seconds = step.total_seconds()
-    epoch = moment.astimezone(UTC).timestamp()
-    return datetime.fromtimestamp(epoch - epoch % seconds, tz=UTC)
 
 
 def _answer(value: Any) -> Any:
@@ -176,8 +163,7 @@ def deployment_due(deployment: Deployment, now: datetime) -> bool:
 def deployment_computed(*, deployment: Deployment, now: datetime) -> datetime:
     """Record that ``deployment``'s windows ended by ``now`` are stored: it is due again
     when its current window ends. Returns that moment."""
-    step = window_step(deployment)
-    due = window_floor(now, step) + step
+    due = window_next_end(deployment, now)
     Deployment.objects.filter(pk=deployment.pk).update(monitor_due_at=due)
     deployment.monitor_due_at = due
     return due
