@@ -17,29 +17,12 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from lifecycle.monitoring.prediction_log import LoggedCall
 from lifecycle.monitoring.prediction_upkeep import PredictionLogUpkeep, UpkeepReport
+from tests.lifecycle.monitoring.logged_calls import logged_calls
 
 MODEL = "fraud-detector"
 REPO = Path(__file__).resolve().parents[3]
 FIRST = "first-compaction"
-
-
-def _calls(moment: datetime, count: int, prefix: str) -> list[LoggedCall]:
-    return [
-        LoggedCall(
-            request_id=f"{prefix}-{i}",
-            model=MODEL,
-            version=1,
-            ts=moment + timedelta(seconds=i),
-            latency_ms=2.0,
-            status=200,
-            input=json.dumps({"dataframe_records": [{"amount": i}]}).encode(),
-            output=b'{"predictions": [1]}',
-            deployment_id=3,
-        )
-        for i in range(count)
-    ]
 
 
 def _hour_ago(days: int) -> datetime:
@@ -50,7 +33,9 @@ def _hour_ago(days: int) -> datetime:
 def _written(store: Any, moment: datetime, batches: int, prefix: str) -> None:
     """``batches`` small files in the partition of ``moment``, as a busy gateway leaves them."""
     for batch in range(batches):
-        store.write_calls(_calls(moment + timedelta(minutes=batch), 4, f"{prefix}{batch}"))
+        store.write_calls(
+            logged_calls(model=MODEL, start=moment + timedelta(minutes=batch), count=4, prefix=f"{prefix}{batch}")
+        )
 
 
 def _request_ids(store: Any, moment: datetime) -> list[str]:

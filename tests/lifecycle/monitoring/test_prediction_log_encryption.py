@@ -7,7 +7,6 @@ marker (an object written without the header) behind."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import UTC, datetime, timedelta
 
@@ -17,6 +16,7 @@ from lifecycle.monitoring import store as log_store
 from lifecycle.monitoring.prediction_log import LoggedCall
 from lifecycle.monitoring.prediction_upkeep import MANIFEST, MERGING_PREFIX, PredictionLogUpkeep
 from registry import storage
+from tests.lifecycle.monitoring.logged_calls import logged_calls
 
 pytestmark = pytest.mark.services
 
@@ -40,20 +40,7 @@ def log_on_s3(settings, s3_endpoint):
 
 
 def calls(prefix: str, count: int, at: datetime = HOUR) -> list[LoggedCall]:
-    return [
-        LoggedCall(
-            request_id=f"{prefix}-{i}",
-            model=MODEL,
-            version=1,
-            ts=at + timedelta(minutes=i),
-            latency_ms=2.0,
-            status=200,
-            input=json.dumps({"dataframe_records": [{"amount": i}]}).encode(),
-            output=b'{"predictions": [1]}',
-            deployment_id=3,
-        )
-        for i in range(count)
-    ]
+    return logged_calls(model=MODEL, start=at, count=count, prefix=prefix, step=timedelta(minutes=1))
 
 
 def objects(s3_endpoint, bucket: str, prefix: str) -> dict[str, dict]:

@@ -4,38 +4,21 @@ doubled, including when a compaction stops mid-way and the next one finishes it.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pyarrow.fs as pafs
 import pytest
 
-from lifecycle.monitoring.prediction_log import LoggedCall, PiiMasker
+from lifecycle.monitoring.prediction_log import PiiMasker
 from lifecycle.monitoring.prediction_store import PredictionStore
 from lifecycle.monitoring.prediction_upkeep import MANIFEST, PredictionLogUpkeep
+from tests.lifecycle.monitoring.logged_calls import logged_calls
 
 MODEL = "fraud/detector"
 NOW = datetime(2026, 12, 3, 15, 20, tzinfo=UTC)
 HOURS = [NOW - timedelta(hours=h) for h in (5, 4, 0)]  # two closed hours and the open one
 OLD = NOW - timedelta(days=40)
-
-
-def _calls(moment: datetime, count: int, prefix: str) -> list[LoggedCall]:
-    return [
-        LoggedCall(
-            request_id=f"{prefix}-{i}",
-            model=MODEL,
-            version=1,
-            ts=moment + timedelta(seconds=i),
-            latency_ms=2.0,
-            status=200,
-            input=json.dumps({"dataframe_records": [{"amount": i}]}).encode(),
-            output=b'{"predictions": [1]}',
-            deployment_id=3,
-        )
-        for i in range(count)
-    ]
 
 
 @pytest.fixture
@@ -44,7 +27,9 @@ def store(tmp_path: Path) -> PredictionStore:
     store = PredictionStore(str(tmp_path / "log"), masker=PiiMasker(b"k"))
     for h, moment in enumerate([*HOURS, OLD]):
         for batch in range(6):
-            store.write_calls(_calls(moment + timedelta(minutes=batch), 7, f"h{h}b{batch}"))
+            store.write_calls(
+                logged_calls(model=MODEL, start=moment + timedelta(minutes=batch), count=7, prefix=f"h{h}b{batch}")
+            )
     for day, received in enumerate([NOW - timedelta(days=2), NOW, OLD]):
         for batch in range(3):
             labels = [{"request_id": f"h0b{batch}-{i}", "label": 1} for i in range(4)]
@@ -150,8 +135,8 @@ def test_the_periodic_task_compacts_and_applies_the_retention_setting(settings, 
     now = datetime.now(UTC)
     store = prediction_store()
     for batch in range(4):
-        store.write_calls(_calls(now - timedelta(hours=6), 5, f"recent{batch}"))
-        store.write_calls(_calls(now - timedelta(days=31), 5, f"old{batch}"))
+        store.write_calls(logged_calls(model=MODEL, start=now - timedelta(hours=6), count=5, prefix=f"recent{batch}"))
+        store.write_calls(logged_calls(model=MODEL, start=now - timedelta(days=31), count=5, prefix=f"old{batch}"))
     before = PredictionLogUpkeep(store).row_count()
 
     report = compact_prediction_log()
