@@ -69,6 +69,12 @@ def wait_until(
     raise RuntimeError(f"{what} did not come up within {timeout}s\n{tail}")
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(settings) -> None:
+    # Tests create a cast of users; the default PBKDF2 would cost ~0.3 s per user.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture(scope="session")
 def worker_id_label(request: pytest.FixtureRequest) -> str:
     return getattr(request.config, "workerinput", {}).get("workerid", "main")

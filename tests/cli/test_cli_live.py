@@ -44,11 +44,6 @@ COMMAND = [str(BIN / "modelgate")] if (BIN / "modelgate").exists() else [sys.exe
 
 
 @pytest.fixture(autouse=True)
-def fast_password_hashing(settings) -> None:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture(autouse=True)
 def no_scheduling_pass(monkeypatch) -> None:
     """Replica jobs are queued, never placed: the tests report replicas ready by hand."""
     from lifecycle.jobs import dispatch

@@ -44,12 +44,6 @@ GATED_POLICY = {
 }
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings) -> None:
-    # Every test creates a cast of users; the default PBKDF2 would cost ~0.3 s per user.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def password_of(actor: Actor) -> str:
     """The password ``tests.conftest`` gives each member of the cast."""
     return f"pw-{actor.user.get_username()}-123!"

@@ -32,11 +32,6 @@ GATED = {
 }
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings) -> None:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def trail(owner: Actor, approver: Actor, fraud_model: RegisteredModel) -> list[AuditRecord]:
     """The records of a policy change and of a version promoted with an approval."""

@@ -37,11 +37,6 @@ ROOT = Path(__file__).resolve().parents[2]
 WEBHOOK_SECRET = "backup-webhook-secret-0123456789"
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings) -> None:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def register(owner, model, body: dict[str, Any]) -> int:
     response = owner.client.post(f"/api/v1/models/{model.name}/versions/", body, format="json")
     assert response.status_code == 201, response.json()

@@ -45,11 +45,6 @@ def on_postgres() -> None:
     require_service("PostgreSQL", POSTGRES_AVAILABLE and connection.vendor == "postgresql")
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings) -> None:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def client_of(actor: Actor) -> APIClient:
     """A client of the thread's own (the test client is not shared between threads)."""
     client = APIClient()

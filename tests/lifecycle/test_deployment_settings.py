@@ -32,11 +32,6 @@ SETTINGS = ("monitor_every_minutes", "log_sample_rate", "cache")
 
 
 @pytest.fixture(autouse=True)
-def fast_password_hashing(settings) -> None:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture(autouse=True)
 def no_broker(monkeypatch) -> None:
     """Replicas are queued, never dispatched."""
     from lifecycle.jobs import dispatch

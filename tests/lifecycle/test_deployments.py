@@ -31,11 +31,6 @@ NO_SOAK_POLICY = {"rules": [{"type": "metric_threshold", "metric": "f1", "op": "
 
 
 @pytest.fixture(autouse=True)
-def fast_password_hashing(settings) -> None:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture(autouse=True)
 def no_broker(monkeypatch) -> None:
     """Jobs are queued, never dispatched: replicas are reported ready by the tests."""
     from lifecycle.jobs import dispatch

@@ -37,11 +37,6 @@ GATED = {
 THRESHOLD_ONLY = {"rules": [{"type": "metric_threshold", "metric": "f1", "op": ">=", "value": 0.9}]}
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings) -> None:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def webhook_receiver() -> Iterator[WebhookReceiver]:
     with receiver_serving() as receiver:

@@ -45,11 +45,6 @@ pytestmark = pytest.mark.django_db
 SMALL = {"entrypoint": ["python", "train.py"], "resources": {"cpus": 1, "memory_mb": 512}}
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings) -> None:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @dataclass
 class Broker:
     """Stands in for the broker: what would have been sent, in order."""

@@ -155,11 +155,6 @@ def webhook_subscribe(admin: Actor, receiver: WebhookReceiver, events: list[str]
 # --- helpers ----------------------------------------------------------------------------------
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings) -> None:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def evaluation_requested(owner: Actor, model: RegisteredModel) -> dict[str, Any]:
     """A version moved from training to evaluation through the API (no policy rule gates
     evaluation, so it is applied at once and MLflow is not involved)."""

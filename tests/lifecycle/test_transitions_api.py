@@ -26,11 +26,6 @@ NEEDS_ONE_APPROVAL = {
 NEEDS_TWO_APPROVALS = {"rules": [{"type": "approvals", "count": 2, "stages": ["production"]}]}
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings) -> None:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def evaluated(model: RegisteredModel, f1: float = 0.9, stage: str = Stage.EVALUATION) -> ModelVersion:
     """A version that has been through evaluation, with its f1 on the evaluation dataset."""
     version = version_create(model=model, stage=stage)

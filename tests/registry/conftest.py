@@ -25,12 +25,6 @@ from tests.registry.factories import (
 )
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings) -> None:
-    # Every test creates a cast of users; the default PBKDF2 would cost ~0.3 s per user.
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def superuser(db) -> Actor:
     return actor_create("root", superuser=True)

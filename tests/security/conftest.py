@@ -12,11 +12,6 @@ JOB_SPEC = {"entrypoint": ["python", "train.py"], "resources": {"cpus": 1, "memo
 
 
 @pytest.fixture(autouse=True)
-def fast_password_hashing(settings) -> None:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture(autouse=True)
 def no_scheduling_pass(monkeypatch) -> None:
     """Jobs stay queued: the matrix asks who may submit them, not where they run."""
     from lifecycle.jobs import dispatch

@@ -21,11 +21,6 @@ from registry.models import Team
 PLAINTEXT = "webhook-signing-secret-0123456789abcdef"
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings) -> None:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 def stored_secret(pk: int) -> str:
     with connection.cursor() as cursor:
         cursor.execute("SELECT secret FROM lifecycle_webhook WHERE id = %s", [pk])

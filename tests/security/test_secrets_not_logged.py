@@ -38,11 +38,6 @@ def unique(label: str) -> str:
     return f"{label}-{uuid.uuid4().hex}"
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings) -> None:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def json_log_file(tmp_path, settings):
     """Every logger at DEBUG, as JSON lines appended to a file (config/logs.py)."""

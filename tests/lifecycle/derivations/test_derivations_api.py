@@ -11,11 +11,6 @@ from tests.registry.factories import version_create
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture(autouse=True)
-def fast_password_hashing(settings) -> None:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
 @pytest.fixture
 def parent(fraud_model, owner):
     dataset = dataset_create(

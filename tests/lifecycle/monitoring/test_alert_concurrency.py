@@ -37,11 +37,6 @@ def on_postgres() -> None:
 
 
 @pytest.fixture(autouse=True)
-def fast_password_hashing(settings) -> None:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture(autouse=True)
 def no_broker(monkeypatch) -> None:
     from lifecycle.jobs import dispatch
 

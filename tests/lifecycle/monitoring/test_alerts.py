@@ -36,11 +36,6 @@ STEP = timedelta(minutes=5)
 
 
 @pytest.fixture(autouse=True)
-def fast_password_hashing(settings) -> None:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture(autouse=True)
 def no_broker(monkeypatch) -> None:
     """Jobs are queued, never dispatched: nothing here runs a replica."""
     from lifecycle.jobs import dispatch

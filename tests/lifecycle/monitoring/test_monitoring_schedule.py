@@ -26,11 +26,6 @@ CANCER = load_breast_cancer(as_frame=True).frame
 
 
 @pytest.fixture(autouse=True)
-def fast_password_hashing(settings) -> None:
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture(autouse=True)
 def no_broker(monkeypatch) -> None:
     """Replicas are queued, never dispatched."""
     from lifecycle.jobs import dispatch
