@@ -13,7 +13,6 @@ import random
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -25,11 +24,9 @@ import pytest
 import requests
 from django.db import connection
 
-from lifecycle.jobs.choices import WorkerState
-from lifecycle.jobs.models import Worker
 from tests.conftest import BIN, _postgres_admin, free_port, require_service, wait_until
 from tests.environment import POSTGRES_AVAILABLE, port_open
-from tests.lifecycle.workers import _use_broker
+from tests.lifecycle.workers import WorkerProcess, _use_broker, worker_spawn, workers_wait_online
 
 ROOT = Path(__file__).resolve().parents[2]
 # Short enough that a killed worker's job is retried within seconds, long enough that a
@@ -184,25 +181,6 @@ def chaos_broker(request: pytest.FixtureRequest) -> Iterator[tuple[str, object]]
 # --- job workers ----------------------------------------------------------------------
 
 
-@dataclass
-class ChaosWorker:
-    name: str
-    process: subprocess.Popen
-    log: Path
-
-    @property
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def kill_hard(self) -> None:
-        """``kill -9`` of the worker and everything it started."""
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.process.wait(timeout=10)
-
-
 class WorkerFleet:
     """Job workers on the broker under test; started without waiting, killed at will.
     One slot each by default, so that a kill hits the one job it was aimed at."""
@@ -211,66 +189,29 @@ class WorkerFleet:
         self.broker_url = broker_url
         self.tmp_path = tmp_path
         self.extra_env = extra_env
-        self.workers: list[ChaosWorker] = []
+        self.workers: list[WorkerProcess] = []
         self.serial = 0
 
-    def start(self, *, slots: int = 1) -> ChaosWorker:
+    def start(self, *, slots: int = 1) -> WorkerProcess:
         self.serial += 1
-        name = f"chaos-{self.serial}"
-        database = connection.settings_dict
-        log = self.tmp_path / f"{name}.log"
-        env = {
-            **os.environ,
-            "DATABASE_URL": f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}",
-            "CELERY_BROKER_URL": self.broker_url,
-            "MODELGATE_VAR_DIR": str(self.tmp_path / "var"),
-            "MODELGATE_JOB_DIR": str(self.tmp_path / "jobs"),
-            "MODELGATE_JOB_LEASE_SECONDS": str(LEASE_SECONDS),
-            "MODELGATE_WORKER_HEARTBEAT_SECONDS": "0.5",
-            "MODELGATE_JOB_CANCEL_GRACE_SECONDS": "2",
-            **self.extra_env,
-        }
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "manage.py",
-                "job_worker",
-                "--name",
-                name,
-                "--gpus",
-                "none",
-                "--slots",
-                str(slots),
-                "--loglevel",
-                "WARNING",
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=log.open("w"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+        worker = worker_spawn(
+            name=f"chaos-{self.serial}",
+            broker_url=self.broker_url,
+            tmp_path=self.tmp_path,
+            lease_seconds=LEASE_SECONDS,
+            slots=slots,
+            extra_env=self.extra_env,
         )
-        worker = ChaosWorker(name, process, log)
         self.workers.append(worker)
         return worker
 
-    def wait_online(self, *workers: ChaosWorker, timeout: float = 120) -> None:
-        names = {w.name for w in workers}
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if Worker.objects.filter(name__in=names, state=WorkerState.ONLINE).count() == len(names):
-                time.sleep(1.0)  # consumers attach to their queues just after worker_ready
-                return
-            dead = [w for w in workers if not w.alive]
-            if dead:
-                raise RuntimeError(f"worker {dead[0].name} died:\n{dead[0].log.read_text()[-3000:]}")
-            time.sleep(0.3)
-        raise RuntimeError("workers did not register: " + "; ".join(w.log.read_text()[-1500:] for w in workers))
+    def wait_online(self, *workers: WorkerProcess, timeout: float = 120) -> None:
+        workers_wait_online(list(workers), timeout)
 
-    def by_name(self, name: str) -> ChaosWorker | None:
+    def by_name(self, name: str) -> WorkerProcess | None:
         return next((w for w in self.workers if w.name == name), None)
 
-    def alive(self) -> list[ChaosWorker]:
+    def alive(self) -> list[WorkerProcess]:
         return [w for w in self.workers if w.alive]
 
     def stop_all(self) -> None:

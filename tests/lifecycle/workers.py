@@ -46,9 +46,72 @@ class WorkerProcess:
     process: subprocess.Popen
     log: Path
 
+    @property
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
     def kill_hard(self) -> None:
-        os.killpg(self.process.pid, signal.SIGKILL)
+        """``kill -9`` of the worker and everything it started."""
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         self.process.wait(timeout=10)
+
+
+def worker_spawn(
+    *,
+    name: str,
+    broker_url: str,
+    tmp_path: Path,
+    lease_seconds: float,
+    gpus: str = "none",
+    slots: int = 2,
+    cost_per_hour: float | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> WorkerProcess:
+    """A ``manage.py job_worker`` process against the test database, in a process group
+    of its own (so a test may kill it with all it started), logging to ``<name>.log``."""
+    database = connection.settings_dict
+    log = tmp_path / f"{name}.log"
+    env = {
+        **os.environ,
+        "DATABASE_URL": f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}",
+        "CELERY_BROKER_URL": broker_url,
+        "MODELGATE_VAR_DIR": str(tmp_path / "var"),
+        "MODELGATE_JOB_DIR": str(tmp_path / "jobs"),
+        "MODELGATE_JOB_LEASE_SECONDS": str(lease_seconds),
+        "MODELGATE_WORKER_HEARTBEAT_SECONDS": "0.5",
+        "MODELGATE_JOB_CANCEL_GRACE_SECONDS": "2",
+        **(extra_env or {}),
+    }
+    command = [sys.executable, "manage.py", "job_worker", "--name", name, "--gpus", gpus, "--slots", str(slots)]
+    if cost_per_hour is not None:
+        command += ["--cost-per-hour", str(cost_per_hour)]
+    process = subprocess.Popen(
+        [*command, "--loglevel", "WARNING"],
+        cwd=ROOT,
+        env=env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    return WorkerProcess(name, process, log)
+
+
+def workers_wait_online(workers: list[WorkerProcess], timeout: float) -> None:
+    """Until every worker has registered online; a worker that died says why."""
+    names = {w.name for w in workers}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if Worker.objects.filter(name__in=names, state=WorkerState.ONLINE).count() == len(names):
+            time.sleep(1.0)  # consumers attach to their queues just after worker_ready
+            return
+        dead = [w for w in workers if not w.alive]
+        if dead:
+            raise RuntimeError(f"worker {dead[0].name} died:\n{dead[0].log.read_text()[-3000:]}")
+        time.sleep(0.3)
+    raise RuntimeError("workers did not register: " + "; ".join(w.log.read_text()[-1500:] for w in workers))
 
 
 @pytest.fixture
@@ -74,58 +137,23 @@ def start_workers(broker: str, settings, tmp_path: Path) -> Iterator[Callable[..
     settings.MODELGATE_JOB_DISPATCH_TIMEOUT_SECONDS = 4
     settings.MODELGATE_SCHEDULER_STRATEGY = "capability"
     started: list[WorkerProcess] = []
-    database = connection.settings_dict
 
     def start(*specs: tuple[str, str, float], extra_env: dict[str, str] | None = None) -> list[WorkerProcess]:
-        batch = []
-        for name, gpus, cost in specs:
-            log = tmp_path / f"{name}.log"
-            env = {
-                **os.environ,
-                "DATABASE_URL": f"postgres://{database['USER']}@{database['HOST']}:{database['PORT']}/{database['NAME']}",
-                "CELERY_BROKER_URL": broker,
-                "MODELGATE_VAR_DIR": str(tmp_path / "var"),
-                "MODELGATE_JOB_DIR": str(tmp_path / "jobs"),
-                "MODELGATE_JOB_LEASE_SECONDS": "3",
-                "MODELGATE_WORKER_HEARTBEAT_SECONDS": "0.5",
-                "MODELGATE_JOB_CANCEL_GRACE_SECONDS": "2",
-                **(extra_env or {}),
-            }
-            process = subprocess.Popen(
-                [
-                    sys.executable,
-                    "manage.py",
-                    "job_worker",
-                    "--name",
-                    name,
-                    "--gpus",
-                    gpus,
-                    "--cost-per-hour",
-                    str(cost),
-                    "--slots",
-                    "2",
-                    "--loglevel",
-                    "WARNING",
-                ],
-                cwd=ROOT,
-                env=env,
-                stdout=log.open("w"),
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
+        batch = [
+            worker_spawn(
+                name=name,
+                broker_url=broker,
+                tmp_path=tmp_path,
+                lease_seconds=3,
+                gpus=gpus,
+                cost_per_hour=cost,
+                extra_env=extra_env,
             )
-            batch.append(WorkerProcess(name, process, log))
+            for name, gpus, cost in specs
+        ]
         started.extend(batch)
-        deadline = time.monotonic() + 90
-        names = {w.name for w in batch}
-        while time.monotonic() < deadline:
-            if Worker.objects.filter(name__in=names, state=WorkerState.ONLINE).count() == len(names):
-                time.sleep(1.0)  # consumers attach to their queues just after worker_ready
-                return batch
-            dead = [w for w in batch if w.process.poll() is not None]
-            if dead:
-                raise RuntimeError(f"worker {dead[0].name} died:\n{dead[0].log.read_text()[-3000:]}")
-            time.sleep(0.3)
-        raise RuntimeError("workers did not register: " + "; ".join(w.log.read_text()[-1500:] for w in batch))
+        workers_wait_online(batch, timeout=90)
+        return batch
 
     yield start
     for worker in started:
