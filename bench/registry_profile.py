@@ -30,7 +30,6 @@ import io
 import json
 import os
 import pstats
-import random
 import statistics
 import subprocess
 import sys
@@ -44,6 +43,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from bench.harness.processes import BIN, PG_HOST_PORT, Stack, child_env, run_with_stack  # noqa: E402
+from bench.registry_seed import versions_bulk_insert  # noqa: E402
 
 MODEL = "bench-profile"
 TEAM = "bench"
@@ -239,11 +239,9 @@ def seed(env: dict[str, str], versions: int) -> None:
     django.setup()
     from django.contrib.auth import get_user_model
     from django.db import connections, transaction
-    from django.utils import timezone
 
-    from registry.choices import MetricSource
-    from registry.models import ModelVersion, RegisteredModel, Team, VersionMetric, VersionTag
-    from registry.services import alias_point, version_documents_refresh
+    from registry.models import ModelVersion, RegisteredModel, Team
+    from registry.services import alias_point
 
     team = Team.objects.get(name=TEAM)
     user = get_user_model().objects.get(username="bench")
@@ -252,42 +250,19 @@ def seed(env: dict[str, str], versions: int) -> None:
         name: {"sha256": f"{index:064x}", "size": 1000 + index}
         for index, name in enumerate(("MLmodel", "model.pkl", "conda.yaml", "python_env.yaml", "requirements.txt"))
     }
-    rng = random.Random(11)
     try:
-        for offset in range(0, versions, 2000):
-            with transaction.atomic():
-                now = timezone.now()
-                rows = ModelVersion.objects.bulk_create(
-                    ModelVersion(
-                        model=model,
-                        version=number,
-                        source="s3://bench/model",
-                        artifact_uri="s3://bench/model",
-                        digest="d" * 64,
-                        size_bytes=15000,
-                        manifest=manifest,
-                        signature={"inputs": [{"type": "double", "name": "amount"}], "outputs": [{"type": "long"}]},
-                        created_by=user,
-                    )
-                    for number in range(offset + 1, min(versions, offset + 2000) + 1)
-                )
-                VersionTag.objects.bulk_create(
-                    VersionTag(version=row, key=key, value=value)
-                    for row in rows
-                    for key, value in (("team", f"team-{row.version % 10}"), ("framework", "sklearn"))
-                )
-                VersionMetric.objects.bulk_create(
-                    VersionMetric(
-                        version=row,
-                        name=name,
-                        value=round(rng.uniform(0.7, 0.99), 4),
-                        source=MetricSource.RUN,
-                        recorded_at=now,
-                    )
-                    for row in rows
-                    for name in ("f1", "roc_auc")
-                )
-                version_documents_refresh(versions=rows)
+        versions_bulk_insert(
+            model=model,
+            user=user,
+            numbers=list(range(1, versions + 1)),
+            tags=lambda number: {"team": f"team-{number % 10}", "framework": "sklearn"},
+            source="s3://bench/model",
+            artifact_uri="s3://bench/model",
+            digest="d" * 64,
+            size_bytes=15000,
+            manifest=manifest,
+            signature={"inputs": [{"type": "double", "name": "amount"}], "outputs": [{"type": "long"}]},
+        )
         with transaction.atomic():
             alias_point(model=model, name="bench", version=ModelVersion.objects.get(model=model, version=versions // 2))
     finally:

@@ -14,6 +14,7 @@ import pickle
 import random
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -164,6 +165,70 @@ def seed_mlflow(mlflow: Mlflow, source: str, *, versions: int, teams: int, threa
     return tags_by_version
 
 
+def versions_bulk_insert(
+    *,
+    model: Any,
+    user: Any,
+    numbers: list[int],
+    tags: Callable[[int], dict[str, str]],
+    source: str,
+    artifact_uri: str,
+    digest: str,
+    size_bytes: int,
+    manifest: dict[str, Any],
+    signature: dict[str, Any] | None,
+    batch: int = 2000,
+) -> None:
+    """Version rows of ``model`` numbered ``numbers``, inserted in bulk with the ORM (Django
+    set up by the caller), 2,000 to a transaction: each with ``tags(number)``, ``f1`` and
+    ``roc_auc`` values with source ``run`` (as a version registered from a run has), and
+    its stored document, written in the same transaction as registration writes it."""
+    from django.db import transaction
+    from django.utils import timezone
+
+    from registry.choices import MetricSource
+    from registry.models import ModelVersion, VersionMetric, VersionTag
+    from registry.services import version_documents_refresh
+
+    rng = random.Random(11)
+    for offset in range(0, len(numbers), batch):
+        with transaction.atomic():
+            now = timezone.now()
+            rows = ModelVersion.objects.bulk_create(
+                ModelVersion(
+                    model=model,
+                    version=number,
+                    source=source,
+                    run_id="",
+                    artifact_uri=artifact_uri,
+                    digest=digest,
+                    size_bytes=size_bytes,
+                    manifest=manifest,
+                    signature=signature,
+                    description="",
+                    created_by=user,
+                )
+                for number in numbers[offset : offset + batch]
+            )
+            VersionTag.objects.bulk_create(
+                VersionTag(version=row, key=key, value=value)
+                for row in rows
+                for key, value in tags(row.version).items()
+            )
+            VersionMetric.objects.bulk_create(
+                VersionMetric(
+                    version=row,
+                    name=name,
+                    value=round(rng.uniform(0.7, 0.99), 4),
+                    source=MetricSource.RUN,
+                    recorded_at=now,
+                )
+                for row in rows
+                for name in ("f1", "roc_auc")
+            )
+            version_documents_refresh(versions=rows)
+
+
 def seed_modelgate(systems: Systems, tags_by_version: dict[int, str]) -> dict[str, Any]:
     """ModelGate's rows for the same versions, inserted in bulk with the ORM.
 
@@ -179,64 +244,31 @@ def seed_modelgate(systems: Systems, tags_by_version: dict[int, str]) -> dict[st
 
     django.setup()
     from django.contrib.auth import get_user_model
-    from django.db import connections, transaction
-    from django.utils import timezone
+    from django.db import connections
 
-    from registry.choices import MetricSource
-    from registry.models import ModelVersion, RegisteredModel, VersionMetric, VersionTag
-    from registry.services import artifact_facts, version_documents_refresh
+    from registry.models import RegisteredModel
+    from registry.services import artifact_facts
 
     started = time.perf_counter()
     facts = artifact_facts(systems.source)
-    model = RegisteredModel.objects.get(name=SEARCH_MODEL)
-    user = get_user_model().objects.get(username="bench")
-    rng = random.Random(11)
-    numbers = sorted(tags_by_version)
-    batch = 2000
     try:
-        for offset in range(0, len(numbers), batch):
-            chunk = numbers[offset : offset + batch]
-            with transaction.atomic():
-                now = timezone.now()
-                rows = ModelVersion.objects.bulk_create(
-                    ModelVersion(
-                        model=model,
-                        version=number,
-                        source=systems.source,
-                        run_id="",
-                        artifact_uri=facts.uri,
-                        digest=facts.digest,
-                        size_bytes=facts.size,
-                        manifest=facts.manifest,
-                        signature=facts.signature,
-                        description="",
-                        created_by=user,
-                    )
-                    for number in chunk
-                )
-                VersionTag.objects.bulk_create(
-                    VersionTag(version=row, key=key, value=value)
-                    for row in rows
-                    for key, value in ((TAG_KEY, tags_by_version[row.version]), ("framework", "sklearn"))
-                )
-                VersionMetric.objects.bulk_create(
-                    VersionMetric(
-                        version=row,
-                        name=name,
-                        value=round(rng.uniform(0.7, 0.99), 4),
-                        source=MetricSource.RUN,
-                        recorded_at=now,
-                    )
-                    for row in rows
-                    for name in ("f1", "roc_auc")
-                )
-                # As registration does, in the same transaction: each version's document.
-                version_documents_refresh(versions=rows)
+        versions_bulk_insert(
+            model=RegisteredModel.objects.get(name=SEARCH_MODEL),
+            user=get_user_model().objects.get(username="bench"),
+            numbers=sorted(tags_by_version),
+            tags=lambda number: {TAG_KEY: tags_by_version[number], "framework": "sklearn"},
+            source=systems.source,
+            artifact_uri=facts.uri,
+            digest=facts.digest,
+            size_bytes=facts.size,
+            manifest=facts.manifest,
+            signature=facts.signature,
+        )
     finally:
         connections.close_all()
     elapsed = time.perf_counter() - started
     print(
-        f"  ModelGate: {len(numbers):,} version rows (+ tags, metrics, stored documents) bulk-inserted "
+        f"  ModelGate: {len(tags_by_version):,} version rows (+ tags, metrics, stored documents) bulk-inserted "
         f"in {elapsed:.1f}s",
         flush=True,
     )
