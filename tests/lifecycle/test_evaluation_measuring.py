@@ -115,3 +115,43 @@ def test_a_setting_that_is_not_a_boolean_stops_the_start(tmp_path: Path):
 
     assert result.returncode != 0 and "ImproperlyConfigured" in result.stderr
     assert "MODELGATE_EVALUATION_MEASURE='sometimes' is not a boolean" in result.stderr
+
+
+@pytest.mark.django_db
+def test_an_evaluation_that_could_not_take_a_gates_figure_does_not_start_the_next_by_itself(
+    evaluable, owner: Actor, approver: Actor
+):
+    from lifecycle.evaluation.services import evaluation_outcome_apply
+    from lifecycle.governance.models import Transition
+    from lifecycle.governance.services.transitions import transition_recheck, transition_request
+    from lifecycle.jobs.choices import JobKind, JobState
+    from lifecycle.jobs.models import Job
+
+    _gated(evaluable, approver, MEMORY_GATE)
+    requested = transition_request(version=evaluable, to="staging", reason="ready", actor=owner.user)
+    (job,) = Job.objects.filter(version=evaluable, kind=JobKind.EVALUATE)
+    assert requested.status == "blocked" and f"evaluation job {job.pk} started" in requested.status_detail
+
+    # The job ends without the figure (a model only MLflow's pyfunc loads is not measured).
+    candidate = {"metrics": {"f1": 0.9}, "role": "candidate", "figures": {"skipped": "not scikit-learn"}}
+    job.state, job.result = (
+        JobState.SUCCEEDED,
+        {
+            "dataset_digest": "0" * 64,
+            "primary_metric": "f1",
+            "evaluations": {str(evaluable.version): candidate},
+            "deltas": {},
+        },
+    )
+    job.save(update_fields=["state", "result"])
+    evaluation_outcome_apply(job)
+
+    rechecked = Transition.objects.get(pk=requested.pk)
+    assert rechecked.status == "blocked" and "no peak memory measured" in rechecked.status_detail
+    assert "recheck it once the version has what the gates need" in rechecked.status_detail
+    assert Job.objects.filter(version=evaluable, kind=JobKind.EVALUATE).count() == 1
+
+    # A person's recheck asks for an evaluation again.
+    again = transition_recheck(transition=rechecked, actor=owner.user)
+    assert "evaluation job" in again.status_detail
+    assert Job.objects.filter(version=evaluable, kind=JobKind.EVALUATE).count() == 2
