@@ -345,6 +345,10 @@ MODELGATE_REPLICA_HEARTBEAT_TIMEOUT_SECONDS = env.number("MODELGATE_REPLICA_HEAR
 MODELGATE_EVALUATION_CV_FOLDS = env.integer("MODELGATE_EVALUATION_CV_FOLDS", 5, minimum=0)
 MODELGATE_EVALUATION_BOOTSTRAP_ROUNDS = env.integer("MODELGATE_EVALUATION_BOOTSTRAP_ROUNDS", 200, minimum=0)
 MODELGATE_EVALUATION_PERMUTATION_REPEATS = env.integer("MODELGATE_EVALUATION_PERMUTATION_REPEATS", 5, minimum=0)
+# Whether an evaluation measures what a version costs to serve (latency, peak memory) when
+# the request does not say. A model whose policy has a latency or memory gate is measured
+# whatever this says, so the gate always gets its figure.
+MODELGATE_EVALUATION_MEASURE = env.boolean("MODELGATE_EVALUATION_MEASURE", True)
 # A new retrain schedule looks this far back for its first due run.
 MODELGATE_RETRAIN_FIRST_LOOKBACK = timedelta(minutes=1)
 # Read by the worker process itself (lifecycle/jobs/inventory.py); named here for deploy files.

@@ -10,6 +10,9 @@ from typing import Any
 
 from django import forms
 
+from lifecycle.governance.rules import OPERATORS
+from lifecycle.monitoring.drift import STATISTICS
+from lifecycle.monitoring.rules import ACTIONS, DERIVE_METHODS, MONITOR_TYPES
 from registry.choices import Stage, TaskType
 from registry.errors import InvalidInput
 
@@ -86,6 +89,36 @@ class DesignCardForm(forms.Form):
 
 
 class DesignCompleteForm(forms.Form):
+    reason = forms.CharField(required=False, max_length=2000)
+
+
+class MonitorForm(forms.Form):
+    """A monitor rule as the monitoring page adds it (``frontend/monitor_forms.py`` turns
+    the fields into the rule). Blank fields take the rule's defaults; what a rule type
+    allows, and a ``derive`` action's ``params`` (a JSON object), are judged by the policy
+    validator, which names the field."""
+
+    type = forms.ChoiceField(choices=[(t, t) for t in MONITOR_TYPES])
+    statistic = forms.ChoiceField(required=False, choices=[("", "— (psi)"), *((s, s) for s in STATISTICS)])
+    features = forms.CharField(required=False, max_length=_TEXT)
+    metric = forms.CharField(required=False, max_length=250)
+    op = forms.ChoiceField(required=False, choices=[("", "— (default)"), *((o, o) for o in OPERATORS)])
+    value = forms.FloatField(required=False)
+    windows = forms.IntegerField(required=False)
+    min_rows = forms.IntegerField(required=False)
+    min_labels = forms.IntegerField(required=False)
+    action = forms.ChoiceField(choices=[(a, a) for a in ACTIONS])
+    method = forms.ChoiceField(required=False, choices=[("", "—"), *((m, m) for m in DERIVE_METHODS)])
+    params = forms.CharField(required=False, max_length=_TEXT, widget=forms.Textarea(attrs={"rows": 3}))
+    reason = forms.CharField(required=False, max_length=2000)
+
+
+class MonitorRemoveForm(forms.Form):
+    """Remove the monitor rule at ``index``, provided it is still ``rule`` (its JSON as
+    the page showed it)."""
+
+    index = forms.IntegerField(min_value=0)
+    rule = forms.CharField(max_length=_TEXT)
     reason = forms.CharField(required=False, max_length=2000)
 
 

@@ -1,14 +1,19 @@
 """The web UI's monitoring page of a model, and the forms an approver acknowledges or
-resolves an alert with.
+resolves an alert with, and adds or removes a monitor rule with.
 
-What the page shows comes from ``lifecycle.monitoring.selectors.alerts`` (another team's
-model answers 404); acknowledging and resolving call the services the REST API calls,
-which check the approver role again (a form posted by someone the page shows no button to
-is refused with 403).
+What the page shows comes from ``lifecycle.monitoring.selectors`` (another team's model
+answers 404); acknowledging and resolving call the services the REST API calls, which
+check the approver role again (a form posted by someone the page shows no button to is
+refused with 403). A monitor rule is added or removed through
+``lifecycle.monitoring.services.monitors``, which saves the policy with the registry's
+``model_update`` as ``PATCH models/{name}/`` does: a refused rule (a ``derive`` action's
+bad ``params``, say) shows the page again with what was typed and the problem by field,
+and nothing is stored.
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.contrib import messages
@@ -19,6 +24,8 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET, require_POST
 
 from frontend.affordances import can_roll_back
+from frontend.forms import MonitorForm, MonitorRemoveForm, form_data
+from frontend.monitor_forms import monitor_from_form, monitor_problems
 from frontend.monitoring_plots import bin_labels, distribution_plot, drift_plot, metrics_plot
 from frontend.views import back_url, page_view, paginate
 from lifecycle.monitoring.choices import ALERT_TRANSITIONS, AlertStatus
@@ -26,8 +33,11 @@ from lifecycle.monitoring.models import MonitorWindow
 from lifecycle.monitoring.profiles import profile_from_dict
 from lifecycle.monitoring.rules import DEFAULT_THRESHOLDS
 from lifecycle.monitoring.selectors import alerts as monitoring_selectors
+from lifecycle.monitoring.selectors.monitors import monitor_rules
 from lifecycle.monitoring.services import alerts as monitoring_services
+from lifecycle.monitoring.services import monitors as monitor_services
 from registry import selectors as registry_selectors
+from registry.errors import InvalidInput
 from registry.models import RegisteredModel
 
 WINDOWS_PLOTTED = 48
@@ -77,12 +87,7 @@ def _plots(model: RegisteredModel, windows: list[MonitorWindow], feature: str, s
     return out
 
 
-@require_GET
-@page_view
-def model_monitoring(request: HttpRequest, name: str) -> HttpResponse:
-    """A model's alerts with their actions, drift per feature and live metrics over the
-    windows of one version, and one feature's reference against its live distribution."""
-    model = registry_selectors.model_get(user=request.user, name=name)
+def _monitoring_context(request: HttpRequest, model: RegisteredModel) -> dict[str, Any]:
     alerts = paginate(request, monitoring_selectors.alert_list(model=model), param="alerts_page")
     versions = monitoring_selectors.monitored_versions(model=model)
     chosen = request.GET.get("version")
@@ -102,6 +107,8 @@ def model_monitoring(request: HttpRequest, name: str) -> HttpResponse:
         "model": model,
         "alerts": alerts,
         "can_act": can_roll_back(request.user, model.team),
+        "monitors": monitor_rules(model=model),
+        "monitor_form": MonitorForm(initial={"type": "drift", "action": "alert"}),
         "open_states": {s: sorted(ALERT_TRANSITIONS[s]) for s in AlertStatus.values},
         "versions": versions,
         "version": version,
@@ -117,7 +124,59 @@ def model_monitoring(request: HttpRequest, name: str) -> HttpResponse:
         feature = request.GET.get("feature") or (ranked[0].feature if ranked else "")
         context.update(_plots(model, windows, feature, statistic))
         context.update(feature=feature, windows=windows[::-1][:10], latest=latest)
-    return render(request, "frontend/model_monitoring.html", context)
+    return context
+
+
+@require_GET
+@page_view
+def model_monitoring(request: HttpRequest, name: str) -> HttpResponse:
+    """A model's monitor rules, its alerts with their actions, drift per feature and live
+    metrics over the windows of one version, and one feature's reference against its live
+    distribution."""
+    model = registry_selectors.model_get(user=request.user, name=name)
+    return render(request, "frontend/model_monitoring.html", _monitoring_context(request, model))
+
+
+@require_POST
+@page_view
+def monitor_add(request: HttpRequest, name: str) -> HttpResponse:
+    """Add a monitor rule to the model's policy (approvers and admins)."""
+    model = registry_selectors.model_get(user=request.user, name=name)
+    index = len((model.policy or {}).get("monitors") or [])
+    try:
+        data = form_data(MonitorForm, request.POST)
+        changed = monitor_services.model_monitor_add(
+            model=model, monitor=monitor_from_form(data), actor=request.user, reason=data["reason"]
+        )
+    except InvalidInput as error:
+        context = _monitoring_context(request, model)
+        context.update(
+            monitor_form=MonitorForm(request.POST),
+            monitor_error=error,
+            monitor_problems=monitor_problems(error.details, index),
+        )
+        return render(request, "frontend/model_monitoring.html", context, status=error.status)
+    added = changed.policy["monitors"][-1]
+    what = f"{added['action']} ({added['method']})" if added["action"] == "derive" else added["action"]
+    messages.success(request, f"Monitor rule #{len(changed.policy['monitors'])} added: {added['type']} → {what}.")
+    return redirect(reverse("frontend:model-monitoring", kwargs={"name": model.name}) + "#monitors-title")
+
+
+@require_POST
+@page_view
+def monitor_remove(request: HttpRequest, name: str) -> HttpResponse:
+    """Remove a monitor rule from the model's policy (approvers and admins)."""
+    model = registry_selectors.model_get(user=request.user, name=name)
+    data = form_data(MonitorRemoveForm, request.POST)
+    try:
+        expected = json.loads(data["rule"])
+    except json.JSONDecodeError as error:
+        raise InvalidInput("rule: not JSON", details={"rule": "not JSON"}) from error
+    monitor_services.model_monitor_remove(
+        model=model, index=data["index"], expected=expected, actor=request.user, reason=data["reason"]
+    )
+    messages.success(request, f"Monitor rule #{data['index'] + 1} removed.")
+    return redirect(reverse("frontend:model-monitoring", kwargs={"name": model.name}) + "#monitors-title")
 
 
 def _alert_verb(request: HttpRequest, pk: int, verb: str) -> HttpResponse:

@@ -292,8 +292,8 @@ def seeded_rules(card: Mapping[str, Any], rule_types: Iterable[str]) -> list[dic
     become gates too: the artifact budget a ``max_artifact_mb`` gate (every version's
     size is known at registration), the latency budget a ``max_latency_ms`` gate on the
     95th percentile of one row (the evaluation job measures every version it scores, a
-    derivation job every version it derives). The memory budget stays on the card, shown
-    against the measured peak: no gate rule reads memory.
+    derivation job every version it derives), the memory budget a ``max_memory_mb`` gate on
+    the measured peak memory (measured by the same jobs).
     """
     known = set(rule_types)
     rules: list[dict[str, Any]] = []
@@ -320,4 +320,6 @@ def seeded_rules(card: Mapping[str, Any], rule_types: Iterable[str]) -> list[dic
         rules.append({"type": "max_artifact_mb", "value": budget["artifact_mb"]})
     if "max_latency_ms" in known and budget.get("latency_p95_ms") is not None:
         rules.append({"type": "max_latency_ms", "percentile": 95, "value": budget["latency_p95_ms"]})
+    if "max_memory_mb" in known and budget.get("memory_mb") is not None:
+        rules.append({"type": "max_memory_mb", "value": budget["memory_mb"]})
     return rules

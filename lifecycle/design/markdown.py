@@ -103,13 +103,16 @@ def criteria_rows(card: Mapping[str, Any], metrics: Mapping[str, float]) -> list
 
 
 def budget_rows(card: Mapping[str, Any], *, size_bytes: int, metrics: Mapping[str, float]) -> list[dict[str, Any]]:
-    """Each budget with its limit, the version's measure (its artifact's size; latency
-    and memory where a metric of that name was recorded) and the verdict (``within``,
-    ``OVER``, or empty when either side is unknown)."""
+    """Each budget with its limit, the version's measure (its artifact's size; the
+    recorded ``latency_p95_ms`` and ``peak_memory_mb`` metrics) and the verdict
+    (``within``, ``OVER``, or empty when either side is unknown). Sizes are MiB, as the
+    ``max_artifact_mb`` and ``max_memory_mb`` gates count them, so the card and the gates
+    agree."""
     budget = card.get("resource_budget") or {}
     measured = {
-        "artifact_mb": round(size_bytes / 1_000_000, 3),
-        **{k: metrics.get(k) for k in ("latency_p95_ms", "memory_mb")},
+        "artifact_mb": round(size_bytes / (1024 * 1024), 3),
+        "latency_p95_ms": metrics.get("latency_p95_ms"),
+        "memory_mb": metrics.get("peak_memory_mb"),
     }
     rows = []
     for key in ("artifact_mb", "latency_p95_ms", "memory_mb"):

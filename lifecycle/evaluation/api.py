@@ -13,6 +13,7 @@ from lifecycle.jobs.api.serializers import JobOut, unpaged
 from lifecycle.jobs.api.views import job_created
 from registry import selectors as registry_selectors
 from registry.api.base import ApiView
+from registry.api.serializers import StrictSerializer
 
 
 class EvaluationOut(serializers.Serializer):
@@ -34,6 +35,14 @@ class EvaluationOut(serializers.Serializer):
 EvaluationListOut = unpaged(EvaluationOut, "EvaluationListOut")
 
 
+class EvaluateIn(StrictSerializer):
+    """``measure``: whether to measure latency and peak memory (absent or null: the
+    installation's ``MODELGATE_EVALUATION_MEASURE``); a latency or memory gate in the
+    model's policy has the version measured either way."""
+
+    measure = serializers.BooleanField(required=False, allow_null=True, default=None)
+
+
 class EvaluateView(ApiView):
     """Queue an evaluation of a version beside the champion; list its evaluations."""
 
@@ -43,9 +52,11 @@ class EvaluateView(ApiView):
         found = registry_selectors.version_get(model=model, version=version)
         return Response(EvaluationListOut({"results": selectors.evaluations_of(version=found), "next": None}).data)
 
-    @extend_schema(request=None, responses={201: JobOut})
+    @extend_schema(request=EvaluateIn, responses={201: JobOut})
     def post(self, request: Request, name: str, version: int) -> Response:
         model = registry_selectors.model_get(user=request.user, name=name)
         found = registry_selectors.version_get(model=model, version=version)
-        job = evaluation_submit(actor=request.user, version=found)
+        data = EvaluateIn(data=request.data)
+        data.is_valid(raise_exception=True)
+        job = evaluation_submit(actor=request.user, version=found, measure=data.validated_data["measure"])
         return job_created(request, job.pk)

@@ -236,6 +236,8 @@ def evaluate_versions(
         result["role"] = entry.get("role", "candidate")
         if params.get("measure", True):
             result["figures"] = serving_figures(estimator, task, labels, x_test, params)
+            if params.get("measure_reason"):
+                result["figures"]["measured_because"] = params["measure_reason"]
         report["evaluations"][str(entry["version"])] = result
         predictions[result["role"]] = predicted
         if on_progress is not None:

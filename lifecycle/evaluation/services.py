@@ -6,6 +6,12 @@
   results into the versions' evaluation metrics, stores the deltas, and rechecks the
   candidate's open transitions;
 - ``evaluation_needed`` starts an evaluation when a transition's gates ask for one.
+
+Whether an evaluation measures latency and memory: the request says (``measure``), else
+the installation (``MODELGATE_EVALUATION_MEASURE``); a model whose policy has a gate that
+reads those figures (``max_latency_ms``, ``max_memory_mb``) is measured either way, and the
+job's parameters say why (``measure_reason``), so such a gate never waits for a figure no
+evaluation will take.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from lifecycle.evaluation.measure import RECORDED
 from lifecycle.evaluation.models import Evaluation
 from lifecycle.governance.choices import OPEN_TRANSITION_STATUSES
 from lifecycle.governance.models import Transition
+from lifecycle.governance.rules import MEASURED_RULE_TYPES
 from lifecycle.governance.services.audit import audit_append
 from lifecycle.governance.services.transitions import transition_request, transitions_recheck_for_version
 from lifecycle.jobs.choices import JOB_FINAL_STATES, JobKind, JobState
@@ -58,17 +65,47 @@ def model_dataset(model: RegisteredModel) -> Dataset:
     return model.dataset
 
 
+def evaluation_measuring(*, model: RegisteredModel, measure: bool | None) -> dict[str, Any]:
+    """The job parameters that say whether (and why) an evaluation of ``model`` measures
+    latency and peak memory.
+
+    ``measure`` is the request's own choice (``None``: the installation's,
+    ``MODELGATE_EVALUATION_MEASURE``). A policy gate that reads the figures overrides a
+    ``False``: the evaluation measures anyway, with ``measure_reason`` naming the gates,
+    rather than leave them failing for want of a figure, or refuse an evaluation the
+    other gates need."""
+    wanted = settings.MODELGATE_EVALUATION_MEASURE if measure is None else measure
+    rules = (model.policy or {}).get("rules") or []
+    gates = sorted({rule.get("type") for rule in rules if rule.get("type") in MEASURED_RULE_TYPES})
+    params: dict[str, Any] = {"measure": bool(wanted or gates)}
+    if gates and not wanted:
+        switch = "the request" if measure is False else "MODELGATE_EVALUATION_MEASURE"
+        params["measure_reason"] = (
+            f"measured although {switch} turns measuring off: the policy's {' and '.join(gates)} "
+            f"gate{'s read' if len(gates) > 1 else ' reads'} the figures"
+        )
+    if "max_memory_mb" in gates:
+        params["measure_memory"] = True
+    return params
+
+
 def evaluation_submit(
     *,
     actor: AbstractBaseUser,
     version: ModelVersion,
     request_stage: str | None = None,
+    measure: bool | None = None,
     extra: dict[str, Any] | None = None,
 ) -> Job:
-    """Queue an evaluation of the version beside the current champion, on the model's dataset."""
+    """Queue an evaluation of the version beside the current champion, on the model's dataset.
+
+    ``measure``: whether to measure latency and peak memory (``None``: the installation's
+    default); see ``evaluation_measuring`` for when a gate overrides it."""
     model = version.model
     require_role(actor, model.team, Role.DEVELOPER, action="evaluating a version")
     dataset = model_dataset(model)
+    extra = dict(extra or {})
+    measuring = evaluation_measuring(model=model, measure=extra.pop("measure", measure))
     versions = [
         {
             "version": version.version,
@@ -99,7 +136,8 @@ def evaluation_submit(
         "bootstrap_rounds": settings.MODELGATE_EVALUATION_BOOTSTRAP_ROUNDS,
         "permutation_repeats": settings.MODELGATE_EVALUATION_PERMUTATION_REPEATS,
         "request_stage": request_stage,
-        **(extra or {}),
+        **extra,
+        **measuring,
     }
     return job_submit(
         actor=actor,

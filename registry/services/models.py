@@ -147,7 +147,8 @@ def model_policy_extend(
         fresh = [rule for rule in added if rule not in existing]
         if not fresh:
             return locked
-        locked.policy = policy_validate({"rules": existing + fresh})
+        # Everything else the policy holds (its monitors, its pii columns) stays as it was.
+        locked.policy = policy_validate({**current, "rules": existing + fresh})
         locked.save(update_fields=["policy", "updated_at"])
         change_announce(
             "model.policy_change",

@@ -66,3 +66,20 @@ def test_measuring_can_be_turned_off_per_job():
     )
 
     assert "figures" not in report["evaluations"]["1"]
+
+
+def test_figures_taken_for_a_gate_say_why_they_were_taken():
+    features, target = _data()
+    estimator = LogisticRegression(max_iter=3000).fit(features, target)
+    reason = "measured although MODELGATE_EVALUATION_MEASURE turns measuring off: the policy's max_memory_mb gate reads the figures"
+
+    report = evaluate_versions(
+        params={**QUIET, "measure": True, "measure_reason": reason},
+        features=features,
+        target=target,
+        test_rows=list(range(100)),
+        estimators=[({"version": 1, "role": "candidate"}, estimator)],
+    )
+
+    figures = report["evaluations"]["1"]["figures"]
+    assert figures["measured_because"] == reason and figures["peak_memory_mb"] is not None

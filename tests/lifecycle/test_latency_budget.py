@@ -1,7 +1,8 @@
-"""The design card's latency budget, end to end: completing design seeds a
-``max_latency_ms`` gate (and an ``input_schema`` one), the evaluation job on a real worker measures the trained version
-(p50/p95 of one row and of a batch, peak memory, as a derivation measures them), and a
-version slower than the budget is blocked with the numbers."""
+"""The design card's latency and memory budgets, end to end: completing design seeds a
+``max_latency_ms`` gate (and ``max_memory_mb`` and ``input_schema`` ones), the evaluation
+job on a real worker measures the trained version (p50/p95 of one row and of a batch, peak
+memory, as a derivation measures them), a version slower than the budget is blocked with
+the numbers, and its peak memory is judged against the memory budget."""
 
 from __future__ import annotations
 
@@ -27,6 +28,8 @@ pytestmark = [
 
 # A budget no model meets: one microsecond for a row.
 BUDGET_MS = 0.001
+# A memory budget a 20-tree forest meets.
+MEMORY_BUDGET_MB = 512
 
 
 @pytest.fixture
@@ -70,7 +73,7 @@ def _designed_model(owner, s3_endpoint):
         "success_criteria": [{"metric": "f1", "op": ">=", "value": 0.5}],
         "risks": ["a missed malignant tumour"],
         "fairness": "Not applicable: no person is described by the features.",
-        "resource_budget": {"latency_p95_ms": BUDGET_MS, "memory_mb": 512, "artifact_mb": 20},
+        "resource_budget": {"latency_p95_ms": BUDGET_MS, "memory_mb": MEMORY_BUDGET_MB, "artifact_mb": 20},
     }
     design_card_update(model=model, card=card, actor=owner.user, expected_revision=0)
     return model_design_complete(model=model, actor=owner.user, reason="card reviewed")
@@ -80,9 +83,9 @@ def test_a_version_slower_than_the_cards_latency_budget_is_blocked_with_the_meas
     workers, owner, s3_endpoint
 ):
     model = _designed_model(owner, s3_endpoint)
-    assert {"type": "max_latency_ms", "percentile": 95, "value": BUDGET_MS, "batch": False} == {
-        k: v for k, v in model.policy["rules"][-1].items() if k != "stages"
-    }
+    seeded = {rule["type"]: {k: v for k, v in rule.items() if k != "stages"} for rule in model.policy["rules"]}
+    assert seeded["max_latency_ms"] == {"type": "max_latency_ms", "percentile": 95, "value": BUDGET_MS, "batch": False}
+    assert seeded["max_memory_mb"] == {"type": "max_memory_mb", "value": MEMORY_BUDGET_MB}
 
     training_submit(
         actor=owner.user,
@@ -112,6 +115,12 @@ def test_a_version_slower_than_the_cards_latency_budget_is_blocked_with_the_meas
     assert gate["status"] == "failed"
     assert gate["data"] == {"metric": "latency_p95_ms", "max_ms": BUDGET_MS, "value_ms": pytest.approx(measured.value)}
     assert "over the limit" in gate["detail"] and "single-row latency" in gate["detail"]
+    # The memory budget is judged on the peak memory the same evaluation measured.
+    memory = next(g for g in request.gates if g["rule"] == "max_memory_mb")
+    peak = version.metric_rows.get(name="peak_memory_mb", is_current=True).value
+    assert peak == pytest.approx(figures["peak_memory_mb"])
+    assert memory["status"] == "passed" and memory["data"]["value_mb"] == pytest.approx(peak)
+    assert memory["detail"].startswith("peak memory ") and memory["detail"].endswith(" MB is within 512 MB")
     # The card's input schema is a gate too: the forest's signature takes its 30 columns.
     schema = next(g for g in request.gates if g["rule"] == "input_schema")
     assert schema["status"] == "passed" and schema["data"]["missing"] == schema["data"]["unexpected"] == []

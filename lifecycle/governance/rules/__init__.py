@@ -21,6 +21,7 @@ Example policy::
       {"type": "canary_soak", "minutes": 30, "stages": ["production"]},
       {"type": "max_metric_drop", "metric": "f1", "vs": "parent", "value": 0.01},
       {"type": "max_latency_ms", "percentile": 95, "value": 5},
+      {"type": "max_memory_mb", "value": 512},
       {"type": "max_artifact_mb", "value": 20},
       {"type": "input_schema", "columns": ["amount", "country"], "optional": ["note"]}
     ]}
@@ -48,7 +49,13 @@ from lifecycle.governance.rules.process_rules import (
     RequiredArtifactsRule,
 )
 from lifecycle.governance.rules.schema_rules import InputSchemaRule
-from lifecycle.governance.rules.update_rules import MaxArtifactSizeRule, MaxLatencyRule, MaxMetricDropRule
+from lifecycle.governance.rules.update_rules import (
+    MEASURED_RULE_TYPES,
+    MaxArtifactSizeRule,
+    MaxLatencyRule,
+    MaxMemoryRule,
+    MaxMetricDropRule,
+)
 from lifecycle.governance.rules.vocabulary import (
     DEFAULT_STAGES,
     GATED_STAGES,
@@ -64,6 +71,7 @@ __all__ = [
     "DEFAULT_STAGES",
     "GATED_STAGES",
     "LOSS_LIKE_MARKERS",
+    "MEASURED_RULE_TYPES",
     "OPERATORS",
     "ROLES",
     "ROLE_RANK",
@@ -82,6 +90,7 @@ __all__ = [
     "MaxArtifactSizeRule",
     "MaxEvaluationAgeRule",
     "MaxLatencyRule",
+    "MaxMemoryRule",
     "MaxMetricDropRule",
     "MetricObservation",
     "MetricThresholdRule",

@@ -23,6 +23,7 @@ from lifecycle.governance.rules.update_rules import (
     LATENCY_PERCENTILES,
     MaxArtifactSizeRule,
     MaxLatencyRule,
+    MaxMemoryRule,
     MaxMetricDropRule,
 )
 from lifecycle.governance.rules.vocabulary import (
@@ -266,6 +267,7 @@ _RULE_SPECS: dict[str, tuple[type[BaseRule], dict[str, _Field]]] = {
                 "batch": _Field(_parse_flag, False),
             },
         ),
+        (MaxMemoryRule, {"value": _Field(_number_parser(0.0, strict=True), True)}),
         (MaxArtifactSizeRule, {"value": _Field(_number_parser(0.0, strict=True), True)}),
         (
             InputSchemaRule,

@@ -13,7 +13,12 @@ from lifecycle.governance.rules.process_rules import (
     RequiredArtifactsRule,
 )
 from lifecycle.governance.rules.schema_rules import InputSchemaRule
-from lifecycle.governance.rules.update_rules import MaxArtifactSizeRule, MaxLatencyRule, MaxMetricDropRule
+from lifecycle.governance.rules.update_rules import (
+    MaxArtifactSizeRule,
+    MaxLatencyRule,
+    MaxMemoryRule,
+    MaxMetricDropRule,
+)
 
 Rule: TypeAlias = (
     MetricThresholdRule
@@ -24,6 +29,7 @@ Rule: TypeAlias = (
     | CanarySoakRule
     | MaxMetricDropRule
     | MaxLatencyRule
+    | MaxMemoryRule
     | MaxArtifactSizeRule
     | InputSchemaRule
 )

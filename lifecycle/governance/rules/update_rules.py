@@ -1,9 +1,11 @@
 """Rules that judge an update (a derived version): how much of a metric it may lose against
-its parent or the champion, how slow it may answer, how large its artifact may be.
+its parent or the champion, how slow it may answer, how much memory it may take, how large
+its artifact may be.
 
-Latency is what the derivation job measured and recorded as the version's metrics
-``latency_p{N}_ms`` (one row) and ``batch_latency_p{N}_ms`` (a batch of 1,000 rows);
-the artifact's size is the registry's, summed over the files of its manifest.
+Latency and memory are what the evaluation or derivation job measured and recorded as the
+version's metrics ``latency_p{N}_ms`` (one row), ``batch_latency_p{N}_ms`` (a batch of
+1,000 rows) and ``peak_memory_mb`` (loading the model and scoring a batch); the artifact's
+size is the registry's, summed over the files of its manifest.
 """
 
 from __future__ import annotations
@@ -22,6 +24,11 @@ from lifecycle.metric_direction import Direction
 _TIE_TOLERANCE = 1e-12
 LATENCY_PERCENTILES: tuple[int, ...] = (50, 95)
 BYTES_PER_MB = 1024 * 1024
+# The metric under which the evaluation and derivation jobs record peak memory.
+PEAK_MEMORY_METRIC = "peak_memory_mb"
+# The rule types that read figures only a measuring job records: a model whose policy has
+# one is measured by every evaluation, whatever the installation's default.
+MEASURED_RULE_TYPES: tuple[str, ...] = ("max_latency_ms", "max_memory_mb")
 
 
 def latency_metric(percentile: int, batch: bool) -> str:
@@ -122,6 +129,34 @@ class MaxLatencyRule(BaseRule):
         if observed.value <= self.value:
             return self._result(index, "passed", f"{what} {value_text} ms is within {limit_text} ms", data)
         return self._result(index, "failed", f"{what} {value_text} ms is over the limit {limit_text} ms", data)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MaxMemoryRule(BaseRule):
+    """The peak memory measured for the version (how far loading it and scoring a batch
+    of 1,000 rows raise a fresh process's resident set) must be at most ``value`` MB
+    (MiB)."""
+
+    type: ClassVar[str] = "max_memory_mb"
+    value: float
+
+    def evaluate(self, ctx: GateContext, index: int) -> GateResult:
+        """See the class docstring; a version never measured fails until it is, with
+        ``needs="evaluation"`` (the evaluation job measures every version it scores), as
+        ``max_latency_ms`` does."""
+        data: dict[str, Any] = {"metric": PEAK_MEMORY_METRIC, "max_mb": json_number(self.value), "value_mb": None}
+        observed = _pick(ctx.candidate_metrics, PEAK_MEMORY_METRIC)
+        if observed is None:
+            detail = (
+                f"no peak memory measured for this version (metric {PEAK_MEMORY_METRIC}); an evaluation or a "
+                f"derivation measures it, and the limit is {self.value:g} MB"
+            )
+            return self._result(index, "failed", detail, data, needs="evaluation")
+        data["value_mb"] = json_number(observed.value)
+        value_text, limit_text = format_distinct(observed.value, self.value)
+        if observed.value <= self.value:
+            return self._result(index, "passed", f"peak memory {value_text} MB is within {limit_text} MB", data)
+        return self._result(index, "failed", f"peak memory {value_text} MB is over the limit {limit_text} MB", data)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -170,7 +170,13 @@ def _decide(
         transition.status = TransitionStatus.BLOCKED
         failed = [f"{g['rule']}: {g['detail']}" for g in transition.gates if g["status"] == "failed"]
         transition.status_detail = "blocked by " + "; ".join(failed)
-        if any(g.get("needs") == "evaluation" for g in transition.gates if g["status"] == "failed"):
+        needs_evaluation = any(g.get("needs") == "evaluation" for g in transition.gates if g["status"] == "failed")
+        if needs_evaluation and actor is None:
+            # The platform's own recheck follows an evaluation that just ended: one more of
+            # the same would find the same (a figure this model cannot yield, a parent not
+            # scored on the data) and start the next, for ever. A person's recheck starts one.
+            transition.status_detail += "; recheck it once the version has what the gates need"
+        elif needs_evaluation:
             answers = evaluation_wanted.send(
                 sender=Transition, version=transition.version, actor=transition.requested_by
             )

@@ -122,3 +122,48 @@ def test_update_rules_round_trip_through_their_canonical_form():
         "batch": False,
         "stages": ["staging", "production"],
     }
+
+
+MEMORY = {"type": "max_memory_mb", "value": 512}
+
+
+def test_the_measured_peak_memory_decides_the_memory_gate_with_both_figures():
+    over = judge(MEMORY, ctx([obs("peak_memory_mb", 640.5)]))
+    assert over.status == "failed" and over.needs is None
+    assert over.data == {"metric": "peak_memory_mb", "max_mb": 512, "value_mb": 640.5}
+    assert over.detail == "peak memory 640.5 MB is over the limit 512 MB"
+    within = judge(MEMORY, ctx([obs("peak_memory_mb", 37.25)]))
+    assert within.status == "passed" and within.detail == "peak memory 37.25 MB is within 512 MB"
+    assert judge(MEMORY, ctx([obs("peak_memory_mb", 512.0)])).status == "passed"
+
+
+def test_a_version_with_no_measured_peak_memory_fails_asking_for_an_evaluation():
+    unmeasured = judge(MEMORY, ctx([obs("f1", 0.9), obs("latency_p95_ms", 0.3)]))
+
+    assert unmeasured.status == "failed" and unmeasured.needs == "evaluation"
+    assert unmeasured.data["value_mb"] is None
+    assert "no peak memory measured" in unmeasured.detail and "the limit is 512 MB" in unmeasured.detail
+
+
+@pytest.mark.parametrize(
+    ("rule", "field", "words"),
+    [
+        ({"type": "max_memory_mb"}, "rules[0].value", "missing required field 'value'"),
+        ({"type": "max_memory_mb", "value": 0}, "rules[0].value", "must be > 0"),
+        ({"type": "max_memory_mb", "value": "512"}, "rules[0].value", "must be a number"),
+        ({"type": "max_memory_mb", "value": 512, "percentile": 95}, "rules[0].percentile", "unknown key"),
+        ({"type": "max_memory", "value": 512}, "rules[0].type", "did you mean 'max_memory_mb'?"),
+    ],
+)
+def test_a_bad_memory_rule_is_refused_naming_its_field(rule, field, words):
+    with pytest.raises(PolicyError) as caught:
+        parse_policy({"rules": [rule]})
+
+    (error,) = caught.value.errors
+    assert error["field"] == field and words in error["message"]
+
+
+def test_the_memory_rule_round_trips_through_its_canonical_form():
+    policy = parse_policy({"rules": [MEMORY]})
+    assert policy.to_dict()["rules"] == [{"type": "max_memory_mb", "value": 512, "stages": ["staging", "production"]}]
+    assert parse_policy(policy.to_dict()) == policy

@@ -119,14 +119,16 @@ def test_the_budgets_and_the_input_schema_are_seeded_as_gates_where_the_policy_l
     assert with_budgets[2:] == [
         {"type": "max_artifact_mb", "value": 20.0},
         {"type": "max_latency_ms", "percentile": 95, "value": 5.0},
+        {"type": "max_memory_mb", "value": 512.0},
     ]
     parse_policy({"rules": with_budgets})
 
 
-def test_the_memory_budget_stays_on_the_card_since_no_gate_reads_memory():
+def test_the_memory_budget_seeds_a_memory_gate_only_where_the_card_has_one():
     card = card_parse(COMPLETE)
-    assert card["resource_budget"]["memory_mb"] == 512.0
-    assert all("memory" not in rule["type"] for rule in seeded_rules(card, RULE_TYPES))
+    assert {"type": "max_memory_mb", "value": 512.0} in seeded_rules(card, RULE_TYPES)
+    without = {**card, "resource_budget": {**card["resource_budget"], "memory_mb": None}}
+    assert all(rule["type"] != "max_memory_mb" for rule in seeded_rules(without, RULE_TYPES))
 
 
 def test_the_card_knows_the_registry_task_types():
@@ -150,8 +152,8 @@ def test_the_version_card_sets_metrics_against_targets_and_the_artifact_against_
         "number": 3,
         "stage": "staging",
         "created_at": "2026-12-01T00:00:00+00:00",
-        "size_bytes": 25_000_000,
-        "metrics": {"f1": 0.85, "accuracy": 0.97, "latency_p95_ms": 4.0},
+        "size_bytes": 25 * 1024 * 1024,
+        "metrics": {"f1": 0.85, "accuracy": 0.97, "latency_p95_ms": 4.0, "peak_memory_mb": 700.0},
     }
     text = card_markdown(model=MODEL, card=card, revision=2, missing=[], version=version)
     assert text.startswith("# Model card: fraud-detector v3\n")
@@ -159,5 +161,7 @@ def test_the_version_card_sets_metrics_against_targets_and_the_artifact_against_
     assert "| accuracy | 0.97 | — | — |" in text
     assert "| artifact_mb | 20 | 25 | OVER |" in text
     assert "| latency_p95_ms | 5 | 4 | within |" in text
+    # The measured peak memory (metric peak_memory_mb) is set against the memory budget.
+    assert "| memory_mb | 512 | 700 | OVER |" in text
     assert "- payments-2025 (training)" in text
     assert "card complete: yes" in text

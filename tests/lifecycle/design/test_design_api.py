@@ -207,7 +207,7 @@ def test_seeding_keeps_the_gates_a_policy_already_has_and_adds_each_target_once(
     _put(owner, {"card": complete_card, "revision": 0})
     body = owner.client.post(DESIGN + "complete/", {}, format="json").json()
     kinds = [(r["type"], r.get("metric")) for r in body["policy"]["rules"]]
-    # The card's input schema, artifact and latency budgets are gates too.
+    # The card's input schema, artifact, latency and memory budgets are gates too.
     assert kinds == [
         ("metric_threshold", "f1"),
         ("approvals", None),
@@ -215,7 +215,29 @@ def test_seeding_keeps_the_gates_a_policy_already_has_and_adds_each_target_once(
         ("input_schema", None),
         ("max_artifact_mb", None),
         ("max_latency_ms", None),
+        ("max_memory_mb", None),
     ]
+    memory = body["policy"]["rules"][-1]
+    assert memory == {
+        "type": "max_memory_mb",
+        "value": complete_card["resource_budget"]["memory_mb"],
+        "stages": ["staging", "production"],
+    }
+
+
+def test_seeding_keeps_the_monitors_and_pii_columns_a_policy_already_has(owner, fraud_datasets, complete_card):
+    monitors = [{"type": "error_rate", "op": ">", "value": 0.05, "windows": 2, "action": "alert", "min_rows": 20}]
+    policy = {"rules": [], "pii": ["email"], "monitors": monitors}
+    created = owner.client.post(
+        "/api/v1/models/", {"name": "fraud-v2", "team": "fraud", "stage": "design", "policy": policy}, format="json"
+    )
+    assert created.status_code == 201, created.json()
+    _put(owner, {"card": complete_card, "revision": 0})
+
+    body = owner.client.post(DESIGN + "complete/", {}, format="json").json()
+
+    assert body["policy"]["monitors"] == monitors and body["policy"]["pii"] == ["email"]
+    assert body["policy"]["rules"][-1]["type"] == "max_memory_mb"
 
 
 def test_the_card_stays_editable_after_design_without_changing_the_gates(design_model, owner, complete_card):
