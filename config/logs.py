@@ -11,9 +11,10 @@ from __future__ import annotations
 import contextvars
 import json
 import logging
-import re
 from datetime import UTC, datetime
 from typing import Any
+
+from registry.redaction import redact
 
 request_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("modelgate_log_request_id", default=None)
 # The attribute of an HTTP request that holds its id (set by the request id middleware).
@@ -21,16 +22,6 @@ REQUEST_ATTRIBUTE = "modelgate_request_id"
 
 # Attributes every LogRecord has; anything else was passed in ``extra=`` and is kept.
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime", "taskName"}
-
-
-# ``scheme://user:password@host``: the password of a URL (a database or tracking URL in
-# an error message) never reaches a log line.
-_URL_PASSWORD = re.compile(r"(?P<head>[A-Za-z][A-Za-z0-9+.-]*://[^/\s:@]*:)[^@\s/]+@")
-
-
-def redact(text: str) -> str:
-    """``text`` with the password of every URL in it replaced by ``***``."""
-    return _URL_PASSWORD.sub(lambda match: f"{match['head']}***@", text)
 
 
 class PlainFormatter(logging.Formatter):

@@ -4,7 +4,6 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from lifecycle.monitoring.api.metrics import metrics_view
 from registry.api import errors
 
 urlpatterns = [
@@ -13,7 +12,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("admin/", admin.site.urls),
-    path("metrics", metrics_view, name="metrics"),
+    path("", include("lifecycle.monitoring.api.metrics_urls")),
     path("", include("frontend.urls")),
 ]
 

@@ -44,6 +44,9 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ("lifecycle.design",),
     ("lifecycle.governance",),
     ("lifecycle.enqueue", "lifecycle.metric_direction"),
+    # Settings and the log formatters they name (which redact with the registry's
+    # ``redaction``): imported by no module below, Django reads them by name.
+    ("config.settings", "config.logs"),
     ("registry",),
     ("config",),
 )

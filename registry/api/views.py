@@ -14,7 +14,6 @@ from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from config.logs import redact
 from registry import mlflow_gateway, selectors, storage
 from registry.api import documents
 from registry.api.base import ApiView, idempotent
@@ -34,6 +33,7 @@ from registry.api.serializers import (
     VersionVerifyOut,
 )
 from registry.errors import InvalidInput, NotFound
+from registry.redaction import redact
 from registry.services.aliases import alias_delete, alias_set
 from registry.services.datasets import dataset_create
 from registry.services.models import model_create, model_update
