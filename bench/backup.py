@@ -11,7 +11,8 @@ record, and a production history per model. Then, each timed as the operator run
   bucket; the time includes ``migrate``);
 - ``manage.py verify`` there: every artifact re-read against its digest, the audit chain.
 
-Usage: ``python bench/backup.py [--versions 10000] [--models 10] [--keep-logs]``.
+Usage: ``python bench/backup.py [--versions 10000] [--models 10] [--keep-logs] [--profile]``;
+``--profile`` runs each command under cProfile, its statistics kept with the logs.
 Needs PostgreSQL on 127.0.0.1:5432 (user ``postgres``, trust) and ``moto_server`` in the
 virtualenv. It reports figures and has no targets: it exits 0 when every step succeeded.
 """
