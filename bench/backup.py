@@ -11,7 +11,8 @@ record, and a production history per model. Then, each timed as the operator run
   bucket; the time includes ``migrate``);
 - ``manage.py verify`` there: every artifact re-read against its digest, the audit chain.
 
-Usage: ``python bench/backup.py [--versions 10000] [--models 10] [--keep-logs]``.
+Usage: ``python bench/backup.py [--versions 10000] [--models 10] [--keep-logs] [--profile]``;
+``--profile`` runs each command under cProfile, its statistics kept with the logs.
 Needs PostgreSQL on 127.0.0.1:5432 (user ``postgres``, trust) and ``moto_server`` in the
 virtualenv. It reports figures and has no targets: it exits 0 when every step succeeded.
 """
@@ -63,10 +64,17 @@ def _installation_env(stack: Stack, label: str, s3_url: str) -> dict[str, str]:
     )
 
 
-def _manage(stack: Stack, env: dict[str, str], *args: str) -> tuple[float, str]:
+def _manage(stack: Stack, env: dict[str, str], *args: str, profile: bool = False) -> tuple[float, str]:
+    """Run one ``manage.py`` command as the operator does; with ``profile``, under
+    cProfile, its statistics written to ``<workdir>/<command>.prof``."""
+    python = (
+        [sys.executable, "-m", "cProfile", "-o", str(stack.workdir / f"{args[0]}.prof")]
+        if profile
+        else [sys.executable]
+    )
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "manage.py", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=3600
+        [*python, "manage.py", *args], cwd=REPO, env=env, capture_output=True, text=True, timeout=3600
     )
     seconds = time.perf_counter() - started
     if done.returncode != 0:
@@ -74,11 +82,17 @@ def _manage(stack: Stack, env: dict[str, str], *args: str) -> tuple[float, str]:
     return seconds, done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
 
 
+def _load() -> str:
+    """The machine's load average (1, 5, 15 minutes), printed with each figure: the
+    benchmark shares its cores with whatever else runs."""
+    return "load " + " ".join(f"{value:.1f}" for value in os.getloadavg())
+
+
 def _size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def run(stack: Stack, *, versions: int, models: int) -> bool:
+def run(stack: Stack, *, versions: int, models: int, profile: bool = False) -> bool:
     isolate_this_process()
     port = free_port()
     moto = stack.start("moto", [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], child_env({}))
@@ -88,7 +102,7 @@ def run(stack: Stack, *, versions: int, models: int) -> bool:
     target = _installation_env(stack, "target", s3_url)
     boto3.client("s3", endpoint_url=s3_url, region_name="us-east-1").create_bucket(Bucket="bench-target")
 
-    print(f"seeding {versions} versions over {models} models ...", flush=True)
+    print(f"seeding {versions} versions over {models} models ... ({_load()})", flush=True)
     migrate_seconds, _ = _manage(stack, source, "migrate", "--verbosity", "0")
     started = time.perf_counter()
     seeded = subprocess.run(
@@ -101,23 +115,26 @@ def run(stack: Stack, *, versions: int, models: int) -> bool:
     )
     if seeded.returncode != 0:
         raise RuntimeError(f"seeding failed:\n{seeded.stderr[-3000:]}")
-    print(f"  migrate {migrate_seconds:.1f}s, seed {time.perf_counter() - started:.1f}s: {seeded.stdout.strip()}")
+    print(
+        f"  migrate {migrate_seconds:.1f}s, seed {time.perf_counter() - started:.1f}s: {seeded.stdout.strip()} ({_load()})",
+        flush=True,
+    )
 
     backup = stack.workdir / "backup"
-    backup_seconds, backup_line = _manage(stack, source, "backup", str(backup))
+    backup_seconds, backup_line = _manage(stack, source, "backup", str(backup), profile=profile)
+    backup_load = _load()
     sizes = {
         "database.jsonl": (backup / "database.jsonl").stat().st_size,
         "artifacts/": _size(backup / "artifacts"),
         "mlflow.json": (backup / "mlflow.json").stat().st_size,
     }
     total = _size(backup)
-    restore_seconds, restore_line = _manage(stack, target, "restore", str(backup))
-    verify_seconds, verify_line = _manage(stack, target, "verify")
-
-    print(f"backup : {backup_seconds:7.1f} s  {backup_line}")
+    print(f"backup : {backup_seconds:7.1f} s  {backup_line} ({backup_load})", flush=True)
     print(f"  size : {total / 1e6:7.1f} MB in all; " + ", ".join(f"{k} {v / 1e6:.1f} MB" for k, v in sizes.items()))
-    print(f"restore: {restore_seconds:7.1f} s  {restore_line}")
-    print(f"verify : {verify_seconds:7.1f} s  {verify_line}")
+    restore_seconds, restore_line = _manage(stack, target, "restore", str(backup), profile=profile)
+    print(f"restore: {restore_seconds:7.1f} s  {restore_line} ({_load()})", flush=True)
+    verify_seconds, verify_line = _manage(stack, target, "verify", profile=profile)
+    print(f"verify : {verify_seconds:7.1f} s  {verify_line} ({_load()})", flush=True)
     return True
 
 
@@ -239,13 +256,17 @@ def main() -> int:
     parser.add_argument("--versions", type=int, default=10_000)
     parser.add_argument("--models", type=int, default=10)
     parser.add_argument("--keep-logs", action="store_true")
+    parser.add_argument(
+        "--profile", action="store_true", help="run backup, restore and verify under cProfile (kept with the logs)"
+    )
     parser.add_argument("--seed", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.seed:
         seed(versions=args.seed, models=args.models)
         return 0
     return run_with_stack(
-        lambda stack: run(stack, versions=args.versions, models=args.models), keep_logs=args.keep_logs
+        lambda stack: run(stack, versions=args.versions, models=args.models, profile=args.profile),
+        keep_logs=args.keep_logs or args.profile,
     )
 
 

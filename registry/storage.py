@@ -8,6 +8,7 @@ registration so that a failed verification can name the file that changed.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import os
@@ -102,6 +103,9 @@ def _s3_client(endpoint_url: str | None, region: str) -> Any:
             read_timeout=30,
             # A registry request should fail fast with 503, not retry for a minute.
             retries={"max_attempts": 2, "mode": "standard"},
+            # One client serves every thread: backup, restore and verify read with a pool
+            # of workers, each of whose artifacts may read its files side by side.
+            max_pool_connections=32,
         ),
     )
 
@@ -173,6 +177,82 @@ def _s3_keys(location: S3Location) -> list[tuple[str, str]]:
     return keys
 
 
+Listing = list[tuple[str, str]]
+# A parent prefix is listed once for all its artifacts only while it holds few objects
+# besides theirs: past this many others (plus a few per artifact) each artifact is
+# listed by itself, so a prefix full of unrelated objects costs no more than before.
+_FOREIGN_KEYS_ALLOWED = 1000
+
+
+def _parent(key: str) -> str:
+    return key.rsplit("/", 1)[0] + "/" if "/" in key else ""
+
+
+def _listing_by_parent(bucket: str, parent: str, artifact_keys: Collection[str]) -> dict[str, Listing] | None:
+    """The objects of artifacts that share ``parent``, from one paginated listing of it;
+    ``None`` when the parent holds too many other objects to be worth it."""
+    children: dict[str, Listing] = {key: [] for key in artifact_keys}
+    single: dict[str, str] = {}
+    foreign = 0
+    allowed = _FOREIGN_KEYS_ALLOWED + 10 * len(children)
+    paginator = s3_client().get_paginator("list_objects_v2")
+    for page in paginator.paginate(Bucket=bucket, Prefix=parent):
+        for item in page.get("Contents", []):
+            key = item["Key"]
+            artifact_key = parent + key[len(parent) :].split("/", 1)[0]
+            if artifact_key not in children:
+                foreign += 1
+                if foreign > allowed:
+                    return None
+            elif key == artifact_key:
+                single[artifact_key] = key
+            else:
+                children[artifact_key].append((key[len(artifact_key) + 1 :], key))
+    # As ``_s3_keys``: the objects under ``key/``, else the object ``key`` itself.
+    return {key: found or ([("", single[key])] if key in single else []) for key, found in children.items()}
+
+
+def s3_listings(uris: Collection[str], *, workers: int = 8) -> dict[str, Listing]:
+    """``(relative path, key)`` of every object of each S3 artifact in ``uris`` (an empty
+    list for an artifact with none), with as few list requests as their layout allows.
+
+    Artifacts whose keys share a parent (``…/models/fraud/1``, ``…/models/fraud/2``,
+    ``…/restored/<digest>``) are listed together, a thousand objects a request, instead
+    of one request each: what a backup or a verification of every version costs in
+    listing grows with the number of objects, not with the number of artifacts.
+    """
+    groups: dict[tuple[str, str], dict[str, str]] = {}
+    for uri in uris:
+        location = parse_s3(uri)
+        key = location.key.rstrip("/")
+        groups.setdefault((location.bucket, _parent(key) if key else ""), {})[key] = uri
+    found: dict[str, Listing] = {}
+
+    def alone(bucket: str, key: str) -> Listing:
+        try:
+            with s3_errors(f"s3://{bucket}/{key}"):
+                return _s3_keys(S3Location(bucket, key))
+        except NotFound:
+            return []
+
+    def list_group(bucket: str, parent: str, members: dict[str, str]) -> dict[str, Listing]:
+        listed = None
+        if len(members) > 1 and all(members):
+            try:
+                with s3_errors(f"s3://{bucket}/{parent}"):
+                    listed = _listing_by_parent(bucket, parent, members)
+            except NotFound:
+                listed = None  # no such bucket: each artifact is then found missing by itself
+        if listed is None:
+            listed = {key: alone(bucket, key) for key in members}
+        return {members[key]: listing for key, listing in listed.items()}
+
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="modelgate-s3-list") as pool:
+        for result in pool.map(lambda group: list_group(*group[0], group[1]), groups.items()):
+            found.update(result)
+    return found
+
+
 def _local_files(root: Path) -> list[tuple[str, Path]]:
     if root.is_file():
         return [("", root)]
@@ -205,8 +285,18 @@ class ArtifactScan:
 _S3_READERS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="modelgate-s3-read")
 
 
-def artifact_scan(uri: str, *, keep: Collection[str] = ()) -> ArtifactScan:
-    """Read every byte of the artifact once: its manifest, and the files named in ``keep``."""
+def _listed(uri: str, location: S3Location, listing: Listing | None) -> Listing:
+    """The artifact's objects: as listed already (``s3_listings``), else listed now."""
+    if listing is None:
+        return _s3_keys(location)
+    if not listing:
+        raise NotFound(f"no artifact at {uri}")
+    return listing
+
+
+def artifact_scan(uri: str, *, keep: Collection[str] = (), listing: Listing | None = None) -> ArtifactScan:
+    """Read every byte of the artifact once: its manifest, and the files named in ``keep``.
+    ``listing`` is the artifact's objects when ``s3_listings`` found them already."""
     entries: list[tuple[str, str, int, bytes | None]] = []
 
     def digest(relative: str, stream: IO[bytes]) -> tuple[str, str, int, bytes | None]:
@@ -222,7 +312,9 @@ def artifact_scan(uri: str, *, keep: Collection[str] = ()) -> ArtifactScan:
             return digest(relative, client.get_object(Bucket=location.bucket, Key=key)["Body"])
 
         with s3_errors(uri):
-            keys = [(relative, key) for relative, key in _s3_keys(location) if _registered_content(relative)]
+            keys = [
+                (relative, key) for relative, key in _listed(uri, location, listing) if _registered_content(relative)
+            ]
             if len(keys) == 1:
                 entries = [read(*keys[0])]
             else:
@@ -243,9 +335,9 @@ def artifact_scan(uri: str, *, keep: Collection[str] = ()) -> ArtifactScan:
     )
 
 
-def artifact_manifest(uri: str) -> Manifest:
+def artifact_manifest(uri: str, *, listing: Listing | None = None) -> Manifest:
     """Read every byte of the artifact once and return its manifest."""
-    return artifact_scan(uri).manifest
+    return artifact_scan(uri, listing=listing).manifest
 
 
 def _object_key(location: S3Location, relative: str) -> str:
@@ -283,18 +375,19 @@ def compare_manifests(expected: Manifest, actual: Manifest) -> dict[str, list[st
     }
 
 
-def artifact_verify(uri: str, expected: Manifest) -> dict[str, Any]:
+def artifact_verify(uri: str, expected: Manifest, *, listing: Listing | None = None) -> dict[str, Any]:
     """Re-read the artifact and report whether it still matches its manifest."""
-    actual = artifact_manifest(uri)
+    actual = artifact_manifest(uri, listing=listing)
     problems = compare_manifests(expected, actual)
     valid = not any(problems.values())
     return {"valid": valid, "digest": manifest_digest(actual), **problems}
 
 
-def artifact_download(uri: str, expected: Manifest, destination: Path) -> Path:
+def artifact_download(uri: str, expected: Manifest, destination: Path, *, listing: Listing | None = None) -> Path:
     """Download the artifact into ``destination``, verifying every file as it arrives.
 
-    Nothing is left in ``destination`` when verification fails.
+    Nothing is left in ``destination`` when verification fails. ``listing`` is the
+    artifact's objects when ``s3_listings`` found them already.
     """
     destination.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".download-", dir=destination))
@@ -303,7 +396,7 @@ def artifact_download(uri: str, expected: Manifest, destination: Path) -> Path:
         if is_s3(uri):
             location = parse_s3(uri)
             with s3_errors(uri):
-                for relative, key in _s3_keys(location):
+                for relative, key in _listed(uri, location, listing):
                     if not _registered_content(relative):
                         continue
                     target = staging / (relative or Path(location.key).name)
@@ -358,17 +451,62 @@ def presigned_urls(uri: str, manifest: Manifest, *, expires_in: int) -> dict[str
     return urls
 
 
-def upload_directory(source: Path, destination_uri: str) -> str:
+# Files up to this size are read once, hashed and sent in one request; larger ones go
+# through boto3's multipart transfer.
+_SINGLE_PUT_MAX = 16 * 1024 * 1024
+
+
+def _upload_checked(
+    client: Any, file: Path, bucket: str, key: str, expected: dict[str, Any] | None, relative: str
+) -> None:
+    """Send one file; with ``expected`` (its manifest entry), only the bytes that hash
+    to it, and with that sha256 for the store to check on arrival."""
+    if file.stat().st_size > _SINGLE_PUT_MAX:
+        if expected is not None:
+            with file.open("rb") as stream:
+                sha, _ = _hash_stream(stream)
+            if sha != expected["sha256"]:
+                raise ArtifactIntegrityError(
+                    f"{file} does not match its recorded digest", details={"changed": [relative]}
+                )
+        client.upload_file(str(file), bucket, key, ExtraArgs=sse_arguments() or None)
+        return
+    data = file.read_bytes()
+    digest = hashlib.sha256(data)
+    if expected is not None and digest.hexdigest() != expected["sha256"]:
+        raise ArtifactIntegrityError(f"{file} does not match its recorded digest", details={"changed": [relative]})
+    client.put_object(
+        Bucket=bucket,
+        Key=key,
+        Body=data,
+        ChecksumSHA256=base64.b64encode(digest.digest()).decode(),
+        **sse_arguments(),
+    )
+
+
+def upload_directory(source: Path, destination_uri: str, *, expected: Manifest | None = None) -> str:
     """Copy a local file or directory to the artifact store (S3 with server-side
-    encryption when configured, or a local directory) and return its URI."""
+    encryption when configured, or a local directory) and return its URI.
+
+    With ``expected``, the manifest the files must match, each file is checked as it is
+    read, before it is sent: a file that differs or is missing is
+    ``ArtifactIntegrityError`` naming it, as is one the manifest does not list.
+    """
     files = _local_files(source)
+    if expected is not None:
+        problems = compare_manifests(
+            expected, {relative: expected.get(relative, {"sha256": ""}) for relative, _ in files}
+        )
+        if any(problems.values()):
+            raise ArtifactIntegrityError(f"{source} does not hold the files of its manifest", details=problems)
     if is_s3(destination_uri):
         location = parse_s3(destination_uri)
         client = s3_client()
         with s3_errors(destination_uri):
             for relative, file in files:
                 key = f"{location.key.rstrip('/')}/{relative or file.name}"
-                client.upload_file(str(file), location.bucket, key, ExtraArgs=sse_arguments() or None)
+                entry = None if expected is None else expected[relative]
+                _upload_checked(client, file, location.bucket, key, entry, relative)
         return destination_uri
     target_root = local_path(destination_uri)
     if target_root is None:
@@ -376,7 +514,14 @@ def upload_directory(source: Path, destination_uri: str) -> str:
     for relative, file in files:
         target = target_root / (relative or file.name)
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(file, target)
+        if expected is None:
+            shutil.copyfile(file, target)
+            continue
+        with file.open("rb") as stream, target.open("wb") as sink:
+            sha, _ = _hash_stream(stream, sink)
+        if sha != expected[relative]["sha256"]:
+            target.unlink()
+            raise ArtifactIntegrityError(f"{file} does not match its recorded digest", details={"changed": [relative]})
     return str(target_root)
 
 

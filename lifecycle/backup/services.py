@@ -43,7 +43,7 @@ from lifecycle.backup.database import (
 from lifecycle.governance.models import AuditRecord
 from lifecycle.governance.services.audit import ChainReport, audit_append, audit_chain_check, audit_verify
 from registry import mlflow_gateway, storage
-from registry.errors import DependencyUnavailable, NotFound
+from registry.errors import ArtifactIntegrityError, DependencyUnavailable, NotFound
 from registry.models import ModelVersion
 
 FORMAT = "modelgate-backup/1"
@@ -82,10 +82,10 @@ def _json_write(path: Path, document: Any) -> None:
     path.write_text(json.dumps(document, indent=1, sort_keys=True))
 
 
-def _copy_artifact(root: Path, entry: dict[str, Any]) -> dict[str, Any]:
+def _copy_artifact(root: Path, entry: dict[str, Any], listing: storage.Listing | None) -> dict[str, Any]:
     """Download one artifact into ``artifacts/<digest>/``, verified file by file."""
     target = root / "artifacts" / entry["digest"]
-    storage.artifact_download(entry["artifact_uri"], entry["manifest"], target)
+    storage.artifact_download(entry["artifact_uri"], entry["manifest"], target, listing=listing)
     if set(entry["manifest"]) == {""}:
         # A single-file artifact: the manifest describes the file itself.
         (single,) = list(target.iterdir())
@@ -112,10 +112,22 @@ def backup_write(*, destination: Path, workers: int = 8) -> BackupReport:
                     "model__name", "version"
                 ).values_list("model__name", "version", "artifact_uri", "digest", "manifest")
             ]
-        registry = mlflow_gateway.registry_export()
         unique = {entry["digest"]: entry for entry in versions if entry["manifest"] and entry["digest"]}
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="modelgate-backup") as pool:
-            copied = {e["digest"]: e for e in pool.map(lambda e: _copy_artifact(staging, e), unique.values())}
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="modelgate-backup-mlflow") as exporter:
+            # MLflow's registry is read while the artifacts are copied: the two wait on
+            # different servers.
+            exported = exporter.submit(mlflow_gateway.registry_export)
+            listings = storage.s3_listings(
+                [e["artifact_uri"] for e in unique.values() if storage.is_s3(e["artifact_uri"])], workers=workers
+            )
+            with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="modelgate-backup") as pool:
+                copied = {
+                    e["digest"]: e
+                    for e in pool.map(
+                        lambda e: _copy_artifact(staging, e, listings.get(e["artifact_uri"])), unique.values()
+                    )
+                }
+            registry = exported.result()
         entries = [
             {**entry, "path": copied[entry["digest"]]["path"] if entry["digest"] in copied else None}
             for entry in versions
@@ -175,9 +187,23 @@ def backup_meta(source: Path) -> dict[str, Any]:
     path = source / META_FILE
     if not path.is_file():
         raise BackupError(f"{source} is not a ModelGate backup (no {META_FILE})")
-    meta = json.loads(path.read_text())
-    if meta.get("format") != FORMAT:
-        raise BackupError(f"{source} is a backup of format {meta.get('format')!r}; this release reads {FORMAT}")
+    try:
+        meta = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise BackupError(f"{path} is not readable JSON ({exc}); the backup is damaged") from exc
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        found = meta.get("format") if isinstance(meta, dict) else None
+        raise BackupError(f"{source} is a backup of format {found!r}; this release reads {FORMAT}")
+    lacking = [key for key in ("id", "taken_at", "migrations", "database", "artifacts", "mlflow") if key not in meta]
+    lacking += [
+        f"{section}.{key}"
+        for section in ("database", "artifacts", "mlflow")
+        if isinstance(meta.get(section), dict)
+        for key in ("file", "sha256")
+        if key not in meta[section]
+    ]
+    if lacking:
+        raise BackupError(f"{path} lacks {', '.join(lacking)}; the backup is damaged")
     return meta
 
 
@@ -210,23 +236,57 @@ class RestoreReport:
     counts: dict[str, int] = field(default_factory=dict)
 
 
-def _artifact_restore(source: Path, entry: dict[str, Any]) -> str:
-    """Put one backed-up artifact where this installation keeps artifacts and return
-    its new URI, verified against the recorded digest."""
+def _label(entry: dict[str, Any]) -> str:
+    return f"{entry['model']} v{entry['version']}"
+
+
+def _restored_s3_uri(root: str, source: Path, entry: dict[str, Any]) -> tuple[str, str]:
+    """``(prefix the files go to, URI of the restored artifact)`` on an S3 root: known
+    before anything is uploaded, so MLflow's versions can be created meanwhile."""
+    target = f"{root.rstrip('/')}/restored/{entry['digest']}"
+    local = source / entry["path"]
+    return target, f"{target}/{local.name}" if local.is_file() else target
+
+
+def _artifact_upload(source: Path, entry: dict[str, Any]) -> str:
+    """Put one backed-up artifact where this installation keeps artifacts, each file
+    checked against the recorded manifest as it is read, and return its new URI."""
     local = source / entry["path"]
     root = settings.MODELGATE_ARTIFACT_ROOT
-    if storage.is_s3(root):
-        target = f"{root.rstrip('/')}/restored/{entry['digest']}"
-        storage.upload_directory(local, target)
-        uri = f"{target}/{local.name}" if local.is_file() else target
-    else:
+    try:
+        if storage.is_s3(root):
+            target, uri = _restored_s3_uri(root, source, entry)
+            storage.upload_directory(local, target, expected=entry["manifest"])
+            return uri
+        _check_local_copy(local, entry)
         # MLflow refuses local paths as version sources: the artifact is logged into
         # MLflow's own store, as registration does with a local source.
         _, uri = mlflow_gateway.source_import(local, model_name=entry["model"])
-    check = storage.artifact_verify(uri, entry["manifest"])
+        return uri
+    except ArtifactIntegrityError as exc:
+        raise BackupError(f"the backup's copy of {_label(entry)} ({local}) is damaged: {exc.details}") from exc
+    except NotFound as exc:
+        raise BackupError(f"the backup's copy of {_label(entry)} is missing: {exc}") from exc
+
+
+def _check_local_copy(local: Path, entry: dict[str, Any]) -> None:
+    try:
+        check = storage.artifact_verify(str(local), entry["manifest"])
+    except NotFound as exc:
+        raise BackupError(f"the backup's copy of {_label(entry)} is missing: {local}") from exc
+    if not check["valid"]:
+        kinds = {k: check[k] for k in ("changed", "missing", "unexpected") if check[k]}
+        raise BackupError(f"the backup's copy of {_label(entry)} ({local}) is damaged: {kinds}")
+
+
+def _restored_check(entry: dict[str, Any], uri: str, listing: storage.Listing | None) -> None:
+    """Re-read a restored artifact from the store against the recorded digest."""
+    try:
+        check = storage.artifact_verify(uri, entry["manifest"], listing=listing)
+    except NotFound as exc:
+        raise BackupError(f"the restored artifact of {_label(entry)} is not at {uri}") from exc
     if not check["valid"] or check["digest"] != entry["digest"]:
-        raise BackupError(f"the restored artifact of {entry['model']} v{entry['version']} at {uri} does not verify")
-    return uri
+        raise BackupError(f"the restored artifact of {_label(entry)} at {uri} does not verify")
 
 
 def backup_restore(*, source: Path, workers: int = 8) -> RestoreReport:
@@ -241,6 +301,8 @@ def backup_restore(*, source: Path, workers: int = 8) -> RestoreReport:
     meta = backup_meta(source)
     _schema_check(meta)
     for name in (DATABASE_FILE, ARTIFACT_MANIFEST, MLFLOW_FILE):
+        if not (source / name).is_file():
+            raise BackupError(f"{source / name} is missing; the backup is incomplete")
         if _file_sha256(source / name) != _expected_sha(meta, name):
             raise BackupError(f"{source / name} does not match the digest in {META_FILE}; run verify --backup")
     occupied = nonempty_tables()
@@ -260,25 +322,50 @@ def backup_restore(*, source: Path, workers: int = 8) -> RestoreReport:
     entries = json.loads((source / ARTIFACT_MANIFEST).read_text())["versions"]
     registry = json.loads((source / MLFLOW_FILE).read_text())["registered_models"]
     unique = {entry["digest"]: entry for entry in entries if entry["path"]}
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="modelgate-restore") as pool:
-        new_uris = dict(zip(unique, pool.map(lambda e: _artifact_restore(source, e), unique.values()), strict=True))
+    root = settings.MODELGATE_ARTIFACT_ROOT
     created: list[str] = []
     sources: dict[str, dict[int, str]] = {}
-    for entry in entries:
-        if entry["digest"] in new_uris:
-            sources.setdefault(entry["model"], {})[entry["version"]] = new_uris[entry["digest"]]
 
     def model_restore(exported: dict[str, Any]) -> None:
         created.append(exported["name"])
         mlflow_gateway.registered_model_restore(exported, sources.get(exported["name"], {}))
 
+    def sources_set(new_uris: dict[str, str]) -> None:
+        for entry in entries:
+            if entry["digest"] in new_uris:
+                sources.setdefault(entry["model"], {})[entry["version"]] = new_uris[entry["digest"]]
+
+    uploads = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="modelgate-restore-artifacts")
+    # Models side by side; the versions of one model in order, since MLflow numbers them.
+    models = ThreadPoolExecutor(max_workers=max(1, min(workers, len(registry))), thread_name_prefix="modelgate-restore")
     try:
-        # Models side by side; the versions of one model in order, since MLflow numbers them.
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="modelgate-restore") as pool:
-            list(pool.map(model_restore, registry))
+        if storage.is_s3(root):
+            # On S3 each artifact's new URI is known beforehand: MLflow's versions are
+            # created while the artifacts upload, the database loads meanwhile, and
+            # nothing commits before both are done and every artifact re-read.
+            planned = {digest: _restored_s3_uri(root, source, entry)[1] for digest, entry in unique.items()}
+            sources_set(planned)
+            uploaded = [uploads.submit(_artifact_upload, source, entry) for entry in unique.values()]
+            restored = [models.submit(model_restore, exported) for exported in registry]
+        else:
+            planned = dict(
+                zip(unique, uploads.map(lambda e: _artifact_upload(source, e), unique.values()), strict=True)
+            )
+            sources_set(planned)
+            uploaded, restored = [], [models.submit(model_restore, exported) for exported in registry]
         with transaction.atomic():
             counts = database_load(source / DATABASE_FILE)
-            by_key = {(e["model"], e["version"]): new_uris[e["digest"]] for e in entries if e["digest"] in new_uris}
+            for future in uploaded:
+                future.result()
+            listings = storage.s3_listings([uri for uri in planned.values() if storage.is_s3(uri)], workers=workers)
+            list(
+                uploads.map(
+                    lambda item: _restored_check(unique[item[0]], item[1], listings.get(item[1])), planned.items()
+                )
+            )
+            for future in restored:
+                future.result()
+            by_key = {(e["model"], e["version"]): planned[e["digest"]] for e in entries if e["digest"] in planned}
             rows = list(ModelVersion.objects.select_related("model").only("id", "version", "model__name"))
             for row in rows:
                 row.artifact_uri = by_key.get((row.model.name, row.version), row.artifact_uri)
@@ -292,12 +379,18 @@ def backup_restore(*, source: Path, workers: int = 8) -> RestoreReport:
                 reason=f"restored from backup {meta['id']}",
             )
     except BaseException:
+        # What is still running finishes first, so that no version lands after its model is deleted.
+        uploads.shutdown(wait=True, cancel_futures=True)
+        models.shutdown(wait=True, cancel_futures=True)
         for name in created:
             try:
                 mlflow_gateway.registered_model_delete(name)
             except DependencyUnavailable:
                 pass
         raise
+    finally:
+        uploads.shutdown(wait=True)
+        models.shutdown(wait=True)
     return RestoreReport(
         rows=sum(counts.values()),
         versions=len(entries),
@@ -326,9 +419,13 @@ class VerifyReport:
         return self.audit.valid and not self.problems
 
 
-def _artifact_problem(label: str, uri: str, manifest: dict, digest: str) -> str | None:
+def _artifact_problem(
+    label: str, uri: str, manifest: dict, digest: str, listing: storage.Listing | None = None
+) -> str | None:
+    """What is wrong with one artifact, in a sentence naming the version; ``None`` when
+    every file matches its manifest and the whole its digest."""
     try:
-        check = storage.artifact_verify(uri, manifest)
+        check = storage.artifact_verify(uri, manifest, listing=listing)
     except (NotFound, DependencyUnavailable) as exc:
         return f"{label}: cannot read {uri}: {exc}"
     if not check["valid"]:
@@ -347,8 +444,13 @@ def installation_verify(*, workers: int = 8) -> VerifyReport:
         .order_by("model__name", "version")
         .values_list("model__name", "version", "artifact_uri", "manifest", "digest")
     )
+    try:
+        listings = storage.s3_listings({r[2] for r in rows if storage.is_s3(r[2])}, workers=workers)
+    except DependencyUnavailable as exc:
+        raise BackupError(f"cannot list the artifacts: {exc}") from exc
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="modelgate-verify") as pool:
-        found = pool.map(lambda r: _artifact_problem(f"{r[0]} v{r[1]}", r[2], r[3], r[4]), rows)
+        # ``map`` keeps the versions' order: problems are reported model by model, version by version.
+        found = pool.map(lambda r: _artifact_problem(f"{r[0]} v{r[1]}", r[2], r[3], r[4], listings.get(r[2])), rows)
         problems = [problem for problem in found if problem]
     return VerifyReport(audit=audit_verify(), artifacts_checked=len(rows), problems=problems)
 
@@ -360,7 +462,7 @@ def _dumped_audit_records(path: Path) -> list[AuditRecord]:
     return sorted(records, key=lambda record: record.pk)
 
 
-def backup_verify(*, source: Path) -> VerifyReport:
+def backup_verify(*, source: Path, workers: int = 8) -> VerifyReport:
     """Check a backup without restoring it: each file against ``backup.json``, every
     artifact file against its digest, and the audit chain as dumped."""
     meta = backup_meta(source)
@@ -374,12 +476,13 @@ def backup_verify(*, source: Path) -> VerifyReport:
     if (source / ARTIFACT_MANIFEST).is_file():
         entries = json.loads((source / ARTIFACT_MANIFEST).read_text())["versions"]
         unique = {entry["digest"]: entry for entry in entries if entry["path"]}
-        for entry in unique.values():
-            checked += 1
-            label = f"{entry['model']} v{entry['version']}"
-            problem = _artifact_problem(label, str(source / entry["path"]), entry["manifest"], entry["digest"])
-            if problem:
-                problems.append(problem)
+        checked = len(unique)
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="modelgate-verify") as pool:
+            found = pool.map(
+                lambda e: _artifact_problem(_label(e), str(source / e["path"]), e["manifest"], e["digest"]),
+                unique.values(),
+            )
+            problems.extend(problem for problem in found if problem)
     records = _dumped_audit_records(source / DATABASE_FILE) if (source / DATABASE_FILE).is_file() else []
     audit = audit_chain_check(records, total=len(records))
     if len(records) != meta["database"]["counts"].get("lifecycle.auditrecord", 0):

@@ -5,6 +5,7 @@ chain and MLflow's versions, tags and aliases as they were."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -210,3 +211,131 @@ def test_a_backup_is_never_written_over_another(live_services, fraud_model, tmp_
         call_command("backup", str(backup))
     assert (backup / "something").read_text() == "kept"
     assert not (tmp_path / "backup.partial").exists()
+
+
+@pytest.fixture
+def s3_artifacts(settings, s3_endpoint):
+    from registry import storage
+
+    settings.AWS_ENDPOINT_URL = s3_endpoint.url
+    settings.MODELGATE_S3_SSE = ""
+    storage._s3_client.cache_clear()
+    yield s3_endpoint
+    storage._s3_client.cache_clear()
+
+
+def test_verify_reads_many_artifacts_side_by_side_and_names_exactly_those_that_differ(
+    s3_artifacts, fraud_model, tmp_path
+):
+    from registry import storage
+
+    bucket = s3_artifacts.bucket("modelgate-verify")
+    parent = f"models/{uuid.uuid4().hex}"
+    client = s3_artifacts.client()
+    for number in range(1, 13):
+        for name, body in (("MLmodel", b"artifact_path: model\n"), ("model.pkl", f"weights {number}".encode())):
+            client.put_object(Bucket=bucket, Key=f"{parent}/{number}/{name}", Body=body)
+        uri = f"s3://{bucket}/{parent}/{number}"
+        manifest = storage.artifact_manifest(uri)
+        ModelVersion.objects.create(
+            model=fraud_model,
+            version=number,
+            source=uri,
+            artifact_uri=uri,
+            manifest=manifest,
+            digest=storage.manifest_digest(manifest),
+            size_bytes=storage.manifest_size(manifest),
+        )
+    call_command("verify", workers=4)
+
+    client.put_object(Bucket=bucket, Key=f"{parent}/5/model.pkl", Body=b"swapped weights")
+    client.delete_object(Bucket=bucket, Key=f"{parent}/9/MLmodel")
+    client.put_object(Bucket=bucket, Key=f"{parent}/11/extra.txt", Body=b"added later")
+    errors = io.StringIO()
+    with pytest.raises(CommandError, match="12 artifacts checked, 3 problems"):
+        call_command("verify", workers=4, stderr=errors)
+
+    lines = errors.getvalue().splitlines()
+    assert len(lines) == 3
+    assert lines[0].startswith("fraud-detector v5: ") and "'changed': ['model.pkl']" in lines[0]
+    assert lines[1].startswith("fraud-detector v9: ") and "'missing': ['MLmodel']" in lines[1]
+    assert lines[2].startswith("fraud-detector v11: ") and "'unexpected': ['extra.txt']" in lines[2]
+
+
+def backup_json(path: Path, **changes: Any) -> Path:
+    """A ``backup.json`` as ``backup`` writes it for this schema, with ``changes``."""
+    from lifecycle.backup.database import applied_migrations
+    from lifecycle.backup.services import FORMAT
+
+    path.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "format": FORMAT,
+        "id": uuid.uuid4().hex,
+        "taken_at": "2026-12-03T12:00:00+00:00",
+        "migrations": applied_migrations(),
+        **{
+            section: {"file": name, "sha256": "0" * 64}
+            for section, name in (
+                ("database", "database.jsonl"),
+                ("artifacts", "artifacts/manifest.json"),
+                ("mlflow", "mlflow.json"),
+            )
+        },
+        **changes,
+    }
+    (path / "backup.json").write_text(json.dumps(meta))
+    return path
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda path: None, "is not a ModelGate backup \\(no backup.json\\)"),
+        (lambda path: (path / "backup.json").write_text('{"format": "modelgate-backup/1", '), "is not readable JSON"),
+        (lambda path: backup_json(path, database={"file": "database.jsonl"}), "lacks database.sha256"),
+        (lambda path: backup_json(path), "database.jsonl is missing; the backup is incomplete"),
+        (
+            lambda path: (backup_json(path), (path / "database.jsonl").write_text("{}\n")),
+            "database.jsonl does not match the digest in backup.json",
+        ),
+    ],
+    ids=["no-meta", "meta-not-json", "meta-without-digest", "dump-missing", "dump-changed"],
+)
+def test_a_damaged_or_incomplete_backup_is_refused_naming_what_is_wrong(fraud_model, tmp_path, damage, message):
+    backup = tmp_path / "backup"
+    backup.mkdir()
+    damage(backup)
+    with pytest.raises(CommandError, match=message):
+        call_command("restore", str(backup))
+    assert ModelVersion.objects.count() == 0 and Team.objects.filter(name="fraud").exists(), "nothing written"
+
+
+def test_a_restore_refuses_a_damaged_artifact_copy_naming_it_and_leaves_the_installation_empty(
+    live_services, s3_endpoint, owner, fraud_model, tmp_path
+):
+    first = register(owner, fraud_model, {"source": str(model_directory(tmp_path / "first"))})
+    second = register(owner, fraud_model, {"source": str(model_directory(tmp_path / "second"))})
+    backup = tmp_path / "backup"
+    call_command("backup", str(backup))
+    entries = {e["version"]: e for e in json.loads((backup / "artifacts" / "manifest.json").read_text())["versions"]}
+    weights = backup / entries[second]["path"] / "weights.bin"
+    original = weights.read_bytes()
+    weights.write_bytes(b"not the registered weights")
+
+    restored = Installation(
+        tmp_path / "restored", s3_endpoint.url, s3_endpoint.bucket(f"restored-{uuid.uuid4().hex[:8]}")
+    )
+    try:
+        refused = restored.manage("restore", str(backup))
+        assert refused.returncode != 0
+        assert f"the backup's copy of {fraud_model.name} v{second}" in refused.stderr
+        assert "'changed': ['weights.bin']" in refused.stderr
+
+        weights.write_bytes(original)
+        done = restored.manage("restore", str(backup))
+        assert done.returncode == 0, f"the refused restore left something behind:\n{done.stderr}"
+        checked = restored.manage("verify")
+        assert "2 artifacts checked, 0 problems" in checked.stdout, checked.stderr
+        assert first in entries
+    finally:
+        restored.drop()

@@ -18,7 +18,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("source", type=Path)
-        parser.add_argument("--workers", type=int, default=8, help="artifacts uploaded side by side")
+        parser.add_argument(
+            "--workers", type=int, default=8, help="artifacts uploaded, and models restored in MLflow, side by side"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:

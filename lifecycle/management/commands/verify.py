@@ -15,11 +15,17 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--backup", type=Path, help="check this backup directory instead of the installation")
+        parser.add_argument("--workers", type=int, default=8, help="artifacts read side by side")
 
     def handle(self, *args: Any, **options: Any) -> None:
         what = f"backup {options['backup']}" if options["backup"] else "installation"
         try:
-            report = backup_verify(source=options["backup"]) if options["backup"] else installation_verify()
+            workers = options["workers"]
+            report = (
+                backup_verify(source=options["backup"], workers=workers)
+                if options["backup"]
+                else installation_verify(workers=workers)
+            )
         except (BackupError, DatabaseError) as exc:
             raise CommandError(str(exc)) from exc
         for problem in report.problems:
