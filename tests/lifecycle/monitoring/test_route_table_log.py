@@ -10,7 +10,7 @@ from lifecycle.deployments.models import RouteTablePublication
 from lifecycle.deployments.routing import RouteTableError, parse_route_table
 from lifecycle.deployments.selectors import route_table_document
 from registry.services import model_update
-from tests.lifecycle.test_deployments import champion, deploy, fast_password_hashing, no_broker  # noqa: F401
+from tests.lifecycle.test_deployments import champion, deploy, no_broker  # noqa: F401
 
 pytestmark = pytest.mark.django_db
 
