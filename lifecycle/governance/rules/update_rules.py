@@ -101,6 +101,29 @@ class MaxMetricDropRule(BaseRule):
         return self._result(index, "failed", detail, data)
 
 
+def _measured_ceiling(
+    rule: BaseRule, ctx: GateContext, index: int, *, limit: float, metric: str, what: str, unit: str
+) -> GateResult:
+    """A measured figure of the version (``metric``) against the rule's ``limit``, in
+    ``unit``: ``{metric, max_<unit>, value_<unit>}`` in the result. A version never
+    measured fails until it is, with ``needs="evaluation"`` (the evaluation job measures
+    every version it scores)."""
+    key = unit.lower()
+    data: dict[str, Any] = {"metric": metric, f"max_{key}": json_number(limit), f"value_{key}": None}
+    observed = _pick(ctx.candidate_metrics, metric)
+    if observed is None:
+        detail = (
+            f"no {what} measured for this version (metric {metric}); an evaluation or a derivation "
+            f"measures it, and the limit is {limit:g} {unit}"
+        )
+        return rule._result(index, "failed", detail, data, needs="evaluation")
+    data[f"value_{key}"] = json_number(observed.value)
+    value_text, limit_text = format_distinct(observed.value, limit)
+    if observed.value <= limit:
+        return rule._result(index, "passed", f"{what} {value_text} {unit} is within {limit_text} {unit}", data)
+    return rule._result(index, "failed", f"{what} {value_text} {unit} is over the limit {limit_text} {unit}", data)
+
+
 @dataclass(frozen=True, kw_only=True)
 class MaxLatencyRule(BaseRule):
     """The ``percentile``-th latency measured for the version (one row, or a batch of
@@ -114,21 +137,10 @@ class MaxLatencyRule(BaseRule):
     def evaluate(self, ctx: GateContext, index: int) -> GateResult:
         """See the class docstring; a version never measured fails until it is, with
         ``needs="evaluation"`` (the evaluation job measures every version it scores)."""
-        name = latency_metric(self.percentile, self.batch)
         what = f"p{self.percentile} {'batch' if self.batch else 'single-row'} latency"
-        data: dict[str, Any] = {"metric": name, "max_ms": json_number(self.value), "value_ms": None}
-        observed = _pick(ctx.candidate_metrics, name)
-        if observed is None:
-            detail = (
-                f"no {what} measured for this version (metric {name}); an evaluation or a derivation "
-                f"measures it, and the limit is {self.value:g} ms"
-            )
-            return self._result(index, "failed", detail, data, needs="evaluation")
-        data["value_ms"] = json_number(observed.value)
-        value_text, limit_text = format_distinct(observed.value, self.value)
-        if observed.value <= self.value:
-            return self._result(index, "passed", f"{what} {value_text} ms is within {limit_text} ms", data)
-        return self._result(index, "failed", f"{what} {value_text} ms is over the limit {limit_text} ms", data)
+        return _measured_ceiling(
+            self, ctx, index, limit=self.value, metric=latency_metric(self.percentile, self.batch), what=what, unit="ms"
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -144,19 +156,9 @@ class MaxMemoryRule(BaseRule):
         """See the class docstring; a version never measured fails until it is, with
         ``needs="evaluation"`` (the evaluation job measures every version it scores), as
         ``max_latency_ms`` does."""
-        data: dict[str, Any] = {"metric": PEAK_MEMORY_METRIC, "max_mb": json_number(self.value), "value_mb": None}
-        observed = _pick(ctx.candidate_metrics, PEAK_MEMORY_METRIC)
-        if observed is None:
-            detail = (
-                f"no peak memory measured for this version (metric {PEAK_MEMORY_METRIC}); an evaluation or a "
-                f"derivation measures it, and the limit is {self.value:g} MB"
-            )
-            return self._result(index, "failed", detail, data, needs="evaluation")
-        data["value_mb"] = json_number(observed.value)
-        value_text, limit_text = format_distinct(observed.value, self.value)
-        if observed.value <= self.value:
-            return self._result(index, "passed", f"peak memory {value_text} MB is within {limit_text} MB", data)
-        return self._result(index, "failed", f"peak memory {value_text} MB is over the limit {limit_text} MB", data)
+        return _measured_ceiling(
+            self, ctx, index, limit=self.value, metric=PEAK_MEMORY_METRIC, what="peak memory", unit="MB"
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
